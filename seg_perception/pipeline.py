@@ -1,0 +1,43 @@
+"""The functional core of the node: frame in, class ids at the frame's resolution out."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .backends import Backend
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """To (height, width); area filter when shrinking (no aliasing), bilinear when growing."""
+    h, w = size
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    shrink = h * w < rgb.shape[0] * rgb.shape[1]
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class ids back to the frame's (height, width): nearest, so no invented ids."""
+    h, w = size
+    if ids.shape == (h, w):
+        return ids
+    return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+class Segmenter:
+    """Resizes to the model's input size, runs the backend, resizes ids back."""
+
+    def __init__(self, backend: Backend, input_size: tuple[int, int] | None = None) -> None:
+        self.backend = backend
+        self.input_size = tuple(input_size) if input_size else backend.info.input_size
+        if len(self.input_size) != 2 or min(self.input_size) < 16:
+            raise ValueError(f"input_size must be [height, width] >= 16, got {self.input_size}")
+
+    @property
+    def classes(self):  # noqa: ANN201 - ClassSet, kept light
+        return self.backend.info.classes
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        ids = self.backend.infer(resize_rgb(rgb, self.input_size))  # type: ignore[arg-type]
+        return resize_ids(ids, rgb.shape[:2])
