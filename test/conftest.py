@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
 
 TINY_META = {
     "arch": "seglite",
-    "arch_kwargs": {"widths": [8, 16, 16, 32], "depth16": 2},
+    "arch_kwargs": {"widths": [8, 16, 24, 32], "depth16": 2},
     "mean": [110.0, 112.0, 115.0],
     "std": [70.0, 70.0, 72.0],
     "input_size": [96, 128],

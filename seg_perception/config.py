@@ -1,0 +1,109 @@
+"""Node configuration: one validated record, built from parameters before anything starts.
+
+Validation lives here (no ROS) so a bad value fails at start with the parameter's name, and the
+rules are unit-tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backends import BACKENDS, PRECISIONS
+from .classes import ClassSet
+
+TRANSPORTS = ("raw", "compressed")
+RELIABILITIES = ("best_effort", "reliable")
+OUTPUTS = ("mask", "color", "overlay", "drivable", "obstacles")
+
+
+class ConfigError(ValueError):
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"parameter '{param}': {message}")
+        self.param = param
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    model: Path
+    backend: str
+    precision: str
+    input_size: tuple[int, int] | None
+    threads: int
+    engine_dir: str
+    force_rebuild: bool
+    dla_core: int
+    image_topic: str
+    input_transport: str
+    qos_reliability: str
+    qos_depth: int
+    outputs: frozenset[str]
+    drivable_ids: tuple[int, ...]
+    obstacle_ids: tuple[int, ...]
+    overlay_alpha: float
+    diagnostics_period: float
+    max_frame_age: float
+    warn_latency_ms: float
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ConfigError(name, f"must be one of {', '.join(options)}; got {value!r}")
+    return value
+
+
+def class_ids(name: str, names: list[str], classes: ClassSet) -> tuple[int, ...]:
+    wanted = [n for n in names if n]
+    unknown = [n for n in wanted if n not in classes.names]
+    if unknown:
+        raise ConfigError(name, f"unknown class {unknown[0]!r}; the model's classes are "
+                          f"{', '.join(classes.names)}")
+    return tuple(classes.names.index(n) for n in wanted)
+
+
+def validate(p: dict, classes: ClassSet) -> NodeConfig:
+    """``p`` maps parameter names to values; ``classes`` comes from the model's metadata."""
+    size = [int(v) for v in p["input_size"]]
+    if size in ([], [0, 0]):
+        input_size = None
+    elif len(size) != 2 or min(size) < 16 or max(size) > 4096:
+        raise ConfigError("input_size", f"must be [height, width] within 16..4096 or [0, 0] "
+                          f"for the model's own size; got {size}")
+    else:
+        input_size = (size[0], size[1])
+    if int(p["threads"]) < 1:
+        raise ConfigError("threads", f"must be at least 1; got {p['threads']}")
+    if int(p["qos_depth"]) < 1:
+        raise ConfigError("qos_depth", f"must be at least 1; got {p['qos_depth']}")
+    alpha = float(p["overlay_alpha"])
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError("overlay_alpha", f"must be within 0..1; got {alpha}")
+    if float(p["diagnostics_period"]) <= 0:
+        raise ConfigError("diagnostics_period", "must be positive")
+    if float(p["max_frame_age"]) <= 0:
+        raise ConfigError("max_frame_age", "must be positive (seconds)")
+    topic = str(p["image_topic"])
+    if not topic or " " in topic:
+        raise ConfigError("image_topic", f"not a valid topic name: {topic!r}")
+    outputs = frozenset(o for o in OUTPUTS if p[f"publish_{o}"])
+    return NodeConfig(
+        model=Path(p["model"]),
+        backend=_choice("backend", p["backend"], BACKENDS),
+        precision=_choice("precision", p["precision"], PRECISIONS),
+        input_size=input_size,
+        threads=int(p["threads"]),
+        engine_dir=str(p["engine_dir"]),
+        force_rebuild=bool(p["force_rebuild"]),
+        dla_core=int(p["dla_core"]),
+        image_topic=topic,
+        input_transport=_choice("input_transport", p["input_transport"], TRANSPORTS),
+        qos_reliability=_choice("qos_reliability", p["qos_reliability"], RELIABILITIES),
+        qos_depth=int(p["qos_depth"]),
+        outputs=outputs,
+        drivable_ids=class_ids("drivable_classes", list(p["drivable_classes"]), classes),
+        obstacle_ids=class_ids("obstacle_classes", list(p["obstacle_classes"]), classes),
+        overlay_alpha=alpha,
+        diagnostics_period=float(p["diagnostics_period"]),
+        max_frame_age=float(p["max_frame_age"]),
+        warn_latency_ms=float(p["warn_latency_ms"]),
+    )

@@ -1,0 +1,310 @@
+"""The ROS 2 shell: parameters, topics, one inference worker, diagnostics.
+
+Callbacks only drop the newest message into a one-slot mailbox; the worker thread decodes,
+infers and publishes. A slow backend therefore skips frames (counted) instead of queueing them.
+Run: ``python -m seg_perception.node --ros-args --params-file config/segmentation.yaml``.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+)
+from rclpy.node import Node
+from rclpy.qos import (
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CompressedImage, Image
+
+from .backends import BACKENDS, PRECISIONS, create_backend
+from .codec import FrameError, decode_compressed, decode_raw
+from .config import OUTPUTS, RELIABILITIES, TRANSPORTS, ConfigError, NodeConfig, validate
+from .masks import apply_lut, group_lut, overlay
+from .modelinfo import default_model_path, read_model_info
+from .pipeline import Segmenter
+from .slot import LatestSlot
+from .stats import NodeStats
+
+try:  # Jazzy and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+
+NODE_NAME = "segmentation_node"
+_T = ParameterType
+
+
+@dataclass
+class Frame:
+    msg: Image | CompressedImage
+    received: float  # time.monotonic() at the callback
+
+
+def _desc(text: str, ptype: int, read_only: bool = True, **ranges: object) -> ParameterDescriptor:
+    return ParameterDescriptor(description=text, type=ptype, read_only=read_only, **ranges)
+
+
+class SegmentationNode(Node):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(NODE_NAME, **kwargs)  # type: ignore[arg-type]
+        self.cfg, self.segmenter = self._configure()
+        info = self.segmenter.backend.info
+        self._palette = info.classes.palette_array()
+        self._drivable_lut = group_lut(self.cfg.drivable_ids)
+        self._obstacle_lut = group_lut(self.cfg.obstacle_ids)
+        self.stats = NodeStats()
+        self._slot: LatestSlot[Frame] = LatestSlot()
+
+        depth = self.cfg.qos_depth
+        in_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=depth,
+            reliability=ReliabilityPolicy.BEST_EFFORT if self.cfg.qos_reliability == "best_effort"
+            else ReliabilityPolicy.RELIABLE,
+            durability=qos_profile_sensor_data.durability)
+        events = SubscriptionEventCallbacks(message_lost=self._on_lost)
+        if self.cfg.input_transport == "compressed":
+            topic = self.cfg.image_topic.rstrip("/") + "/compressed"
+            self._sub = self.create_subscription(CompressedImage, topic, self._on_image, in_qos,
+                                                 event_callbacks=events)
+        else:
+            topic = self.cfg.image_topic
+            self._sub = self.create_subscription(Image, topic, self._on_image, in_qos,
+                                                 event_callbacks=events)
+        # Outputs: reliable with depth 1 reaches both reliable and best-effort readers.
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {o: self.create_publisher(Image, f"segmentation/{o}", out_qos)
+                      for o in self.cfg.outputs}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._run, name="segmentation-worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"segmentation node ready: backend={self.segmenter.backend.name} "
+            f"precision={self.segmenter.backend.precision} model={info.path} "
+            f"input={self.segmenter.input_size[1]}x{self.segmenter.input_size[0]} "
+            f"topic={self.resolve_topic_name(topic)} ({self.cfg.input_transport}, "
+            f"{self.cfg.qos_reliability}) outputs={sorted(self.cfg.outputs)}")
+
+    # -- configuration ---------------------------------------------------------------------
+    def _configure(self) -> tuple[NodeConfig, Segmenter]:
+        d = self.declare_parameter
+        d("model", "", _desc("ONNX model (engines are built from it); empty: the bundled model",
+                             _T.PARAMETER_STRING))
+        d("backend", "auto", _desc(f"inference backend: {', '.join(BACKENDS)}", _T.PARAMETER_STRING))
+        d("precision", "fp32", _desc(f"{', '.join(PRECISIONS)} (int8 and fp16 need tensorrt "
+                                     "or a GPU)", _T.PARAMETER_STRING))
+        d("input_size", [0, 0], _desc("[height, width] the model runs at; [0, 0]: the model's "
+                                      "training size", _T.PARAMETER_INTEGER_ARRAY))
+        d("threads", 2, _desc("CPU threads for onnxruntime/torch", _T.PARAMETER_INTEGER,
+                              integer_range=[IntegerRange(from_value=1, to_value=256, step=1)]))
+        d("engine_dir", "", _desc("TensorRT engine cache directory; empty: next to the model",
+                                  _T.PARAMETER_STRING))
+        d("force_rebuild", False, _desc("rebuild the TensorRT engine even if a cached one matches",
+                                        _T.PARAMETER_BOOL))
+        d("dla_core", -1, _desc("DLA core for TensorRT (-1: GPU only)", _T.PARAMETER_INTEGER))
+        d("image_topic", "/camera/image_raw", _desc("input image topic (relative names follow "
+                                                    "the namespace)", _T.PARAMETER_STRING))
+        d("input_transport", "raw", _desc(f"{', '.join(TRANSPORTS)}: compressed subscribes to "
+                                          "<image_topic>/compressed", _T.PARAMETER_STRING))
+        d("qos_reliability", "best_effort", _desc(f"input QoS: {', '.join(RELIABILITIES)}",
+                                                  _T.PARAMETER_STRING))
+        d("qos_depth", 1, _desc("input QoS history depth", _T.PARAMETER_INTEGER))
+        for o in OUTPUTS:
+            d(f"publish_{o}", o != "overlay", _desc(f"publish segmentation/{o}", _T.PARAMETER_BOOL))
+        d("overlay_alpha", 0.5, _desc("colour weight in the overlay", _T.PARAMETER_DOUBLE,
+                                      read_only=False, floating_point_range=[
+                                          FloatingPointRange(from_value=0.0, to_value=1.0)]))
+        d("diagnostics_period", 1.0, _desc("seconds between /diagnostics messages",
+                                           _T.PARAMETER_DOUBLE))
+        d("max_frame_age", 0.5, _desc("seconds a frame may wait for the worker before it is "
+                                      "dropped as stale", _T.PARAMETER_DOUBLE))
+        d("warn_latency_ms", 100.0, _desc("p95 receipt-to-publish latency above this is a WARN",
+                                          _T.PARAMETER_DOUBLE))
+        model = self.get_parameter("model").value or str(default_model_path())
+        try:
+            info = read_model_info(model)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError("model", str(exc)) from exc
+        groups = info.classes
+        d("drivable_classes", list(groups.drivable) or [""],
+          _desc("class names published as drivable (255)", _T.PARAMETER_STRING_ARRAY))
+        d("obstacle_classes", list(groups.obstacles) or [""],
+          _desc("class names published as obstacles (255)", _T.PARAMETER_STRING_ARRAY))
+        names = ["backend", "precision", "input_size", "threads", "engine_dir", "force_rebuild",
+                 "dla_core", "image_topic", "input_transport", "qos_reliability", "qos_depth",
+                 "overlay_alpha", "diagnostics_period", "max_frame_age", "warn_latency_ms",
+                 "drivable_classes", "obstacle_classes", *(f"publish_{o}" for o in OUTPUTS)]
+        values = {n: self.get_parameter(n).value for n in names}
+        cfg = validate({**values, "model": model}, groups)
+        size = cfg.input_size or info.input_size
+        try:
+            backend = create_backend(
+                cfg.model, cfg.backend, cfg.precision, cfg.threads, input_size=size,
+                engine_dir=cfg.engine_dir or None, force_rebuild=cfg.force_rebuild,
+                dla_core=cfg.dla_core, log=self.get_logger().info)
+        except FileNotFoundError as exc:
+            raise ConfigError("model", str(exc)) from exc
+        except ValueError as exc:
+            raise ConfigError("backend", str(exc)) from exc
+        return cfg, Segmenter(backend, size)
+
+    # -- callbacks (executor thread): keep the newest frame only -----------------------------
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        self.stats.count("received")
+        if self._slot.put(Frame(msg, time.monotonic())):
+            self.stats.count("dropped")
+
+    def _on_lost(self, info: object) -> None:
+        self.stats.count("lost", int(getattr(info, "total_count_change", 1)))
+
+    # -- worker thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        log = self.get_logger()
+        while not self._slot.closed:
+            frame = self._slot.take(timeout=0.2)
+            if frame is None:
+                continue
+            if time.monotonic() - frame.received > self.cfg.max_frame_age:
+                self.stats.count("dropped")
+                continue
+            try:
+                rgb = self._decode(frame.msg)
+            except FrameError as exc:
+                self.stats.count("bad")
+                log.error(f"bad frame on {self._sub.topic_name}: {exc}", throttle_duration_sec=5.0)
+                continue
+            try:
+                t0 = time.monotonic()
+                ids = self.segmenter.predict(rgb)
+                t1 = time.monotonic()
+                self._publish(frame.msg.header, rgb, ids)
+            except Exception as exc:  # noqa: BLE001 - a backend fault must not kill the worker
+                self.stats.count("errors")
+                log.error(f"inference failed: {type(exc).__name__}: {exc}",
+                          throttle_duration_sec=5.0)
+                continue
+            self.stats.published(time.monotonic() - frame.received, t1 - t0)
+
+    @staticmethod
+    def _decode(msg: Image | CompressedImage) -> np.ndarray:
+        if isinstance(msg, CompressedImage):
+            return decode_compressed(msg.format, msg.data)
+        return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+    def _wanted(self, name: str) -> bool:
+        pub = self._pubs.get(name)
+        return pub is not None and pub.get_subscription_count() > 0
+
+    def _publish(self, header: object, rgb: np.ndarray, ids: np.ndarray) -> None:
+        if self._wanted("mask"):
+            self._send("mask", header, ids, "mono8")
+        if self._wanted("drivable"):
+            self._send("drivable", header, apply_lut(ids, self._drivable_lut), "mono8")
+        if self._wanted("obstacles"):
+            self._send("obstacles", header, apply_lut(ids, self._obstacle_lut), "mono8")
+        want_overlay = self._wanted("overlay")
+        if self._wanted("color") or want_overlay:
+            colour = apply_lut(ids, self._palette)
+            if self._wanted("color"):
+                self._send("color", header, colour, "rgb8")
+            if want_overlay:
+                alpha = float(self.get_parameter("overlay_alpha").value)
+                self._send("overlay", header, overlay(rgb, colour, alpha), "rgb8")
+
+    def _send(self, name: str, header: object, img: np.ndarray, encoding: str) -> None:
+        msg = Image()
+        msg.header = header
+        msg.height, msg.width = img.shape[:2]
+        msg.encoding = encoding
+        msg.is_bigendian = 0
+        msg.step = img.shape[1] * (3 if img.ndim == 3 else 1)
+        data = array.array("B")
+        data.frombytes(np.ascontiguousarray(img).data)
+        msg.data = data
+        self._pubs[name].publish(msg)
+
+    # -- diagnostics -----------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        r = self.stats.roll()
+        level, message = DiagnosticStatus.OK, "ok"
+        if r.errors:
+            level, message = DiagnosticStatus.ERROR, f"{r.errors} inference errors"
+        elif r.input_fps > 0 and r.output_fps == 0:
+            level, message = DiagnosticStatus.ERROR, "receiving images but publishing nothing"
+        elif r.dropped > 0 and r.dropped >= 0.2 * max(r.input_fps * r.period_s, 1):
+            level, message = DiagnosticStatus.WARN, f"falling behind: dropped {r.dropped} frames"
+        elif r.latency_p95_ms > self.cfg.warn_latency_ms:
+            level, message = DiagnosticStatus.WARN, f"p95 latency {r.latency_p95_ms:.0f} ms"
+        elif r.bad or r.lost:
+            level, message = DiagnosticStatus.WARN, f"{r.bad} bad and {r.lost} lost frames"
+        elif r.input_fps == 0:
+            message = "waiting for images"
+        b = self.segmenter.backend
+        values = {
+            "backend": b.name, "precision": b.precision, "model": b.info.name,
+            "input_fps": f"{r.input_fps:.2f}", "output_fps": f"{r.output_fps:.2f}",
+            "latency_p50_ms": f"{r.latency_p50_ms:.2f}", "latency_p95_ms": f"{r.latency_p95_ms:.2f}",
+            "inference_p50_ms": f"{r.inference_p50_ms:.2f}",
+            "dropped": str(r.dropped), "bad_frames": str(r.bad), "lost": str(r.lost),
+            "errors": str(r.errors),
+            **{f"total_{k}": str(v) for k, v in r.totals.items()},
+        }
+        status = DiagnosticStatus(
+            level=level, name=f"{self.get_fully_qualified_name()}: segmentation",
+            message=message, hardware_id=b.name,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+
+    def close(self) -> None:
+        self._slot.close()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        self.segmenter.backend.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv if argv is None else argv
+    rclpy.init(args=args)
+    node: SegmentationNode | None = None
+    code = 0
+    try:
+        node = SegmentationNode()
+        rclpy.spin(node)
+    except ConfigError as exc:
+        print(f"[{NODE_NAME}] error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - rclpy raises ExternalShutdownException on SIGTERM
+        if type(exc).__name__ != "ExternalShutdownException":
+            raise
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Thread-safe counters and a latency window for the node's diagnostics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class WindowReport:
+    period_s: float
+    input_fps: float
+    output_fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    inference_p50_ms: float
+    dropped: int  # in this window
+    bad: int
+    errors: int
+    lost: int
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class NodeStats:
+    COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.totals = dict.fromkeys(self.COUNTERS, 0)
+        self._window = dict.fromkeys(self.COUNTERS, 0)
+        self._lat: list[float] = []
+        self._inf: list[float] = []
+        self._t0 = time.monotonic()
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.totals[name] += n
+            self._window[name] += n
+
+    def published(self, latency_s: float, inference_s: float) -> None:
+        with self._lock:
+            self.totals["published"] += 1
+            self._window["published"] += 1
+            self._lat.append(latency_s)
+            self._inf.append(inference_s)
+
+    def roll(self) -> WindowReport:
+        """Closes the current window and returns its figures (NaN latency when nothing ran)."""
+        now = time.monotonic()
+        with self._lock:
+            w, lat, inf = self._window, self._lat, self._inf
+            self._window = dict.fromkeys(self.COUNTERS, 0)
+            self._lat, self._inf = [], []
+            period, self._t0 = max(now - self._t0, 1e-6), now
+            totals = dict(self.totals)
+        p50, p95 = (np.percentile(lat, [50, 95]) * 1e3) if lat else (float("nan"),) * 2
+        return WindowReport(
+            period_s=period, input_fps=w["received"] / period, output_fps=w["published"] / period,
+            latency_p50_ms=float(p50), latency_p95_ms=float(p95),
+            inference_p50_ms=float(np.median(inf) * 1e3) if inf else float("nan"),
+            dropped=w["dropped"], bad=w["bad"], errors=w["errors"], lost=w["lost"], totals=totals)

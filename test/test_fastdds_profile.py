@@ -1,0 +1,64 @@
+"""The shipped Fast DDS profile carries 480x360 rgb8 frames (over 512 KB) between processes
+without best-effort loss. The publisher is a separate process, as a camera driver is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from rostools import ROOT, Recorder, ros_session, wait_for
+
+pytestmark = pytest.mark.ros
+
+PUBLISHER = textwrap.dedent("""
+    import sys, time, array
+    import numpy as np, rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    rclpy.init()
+    node = rclpy.create_node("fake_camera")
+    pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+    deadline = time.monotonic() + 20
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    n = int(sys.argv[1])
+    img = np.random.default_rng(0).integers(0, 255, (360, 480, 3), dtype=np.uint8)
+    t0 = time.monotonic()
+    for i in range(n):
+        msg = Image(height=360, width=480, encoding="rgb8", step=1440)
+        msg.header.stamp.nanosec = i
+        data = array.array("B"); data.frombytes(img.data); msg.data = data
+        pub.publish(msg)
+        time.sleep(max(0.0, t0 + (i + 1) / 30 - time.monotonic()))
+    time.sleep(1.0)
+    rclpy.shutdown()
+""")
+
+
+def test_large_frames_arrive_with_shipped_profile():
+    n = 90
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(ROOT / "config" / "fastdds_shm.xml"))
+    env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+    with ros_session() as (ctx, ex):
+        peer = Node("reader", context=ctx)
+        ex.add_node(peer)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=n,
+                         reliability=ReliabilityPolicy.BEST_EFFORT)
+        rec = Recorder(peer, {"/camera/image_raw": Image}, qos)
+        proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(n)], env=env)
+        try:
+            wait_for(lambda: rec.count("/camera/image_raw") >= n, 30)
+            wait_for(lambda: proc.poll() is not None, 10)
+        finally:
+            proc.kill()
+        got = rec.count("/camera/image_raw")
+        print(f"best-effort 480x360 rgb8 frames received: {got}/{n}")
+        assert got >= n - 1, f"lost {n - got} of {n} frames with the shipped profile"

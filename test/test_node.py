@@ -1,0 +1,277 @@
+"""The node through real rclpy and Fast DDS: in-process and as `python -m seg_perception.node`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+
+from seg_perception.backends import create_backend
+from seg_perception.classes import CAMVID
+from seg_perception.node import SegmentationNode
+from seg_perception.pipeline import Segmenter
+
+from rostools import (
+    BEST_EFFORT,
+    RELIABLE,
+    ROOT,
+    Recorder,
+    compressed_msg,
+    image_msg,
+    ros_session,
+    stamp_ns,
+    start_node_process,
+    stop_process,
+    wait_for,
+)
+
+pytestmark = pytest.mark.ros
+OUT_TOPICS = {f"/segmentation/{o}": Image
+              for o in ("mask", "color", "overlay", "drivable", "obstacles")}
+
+
+def frame(rng: np.random.Generator, h: int = 120, w: int = 160) -> np.ndarray:
+    """A smooth synthetic scene (noise alone makes every model predict one class)."""
+    base = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
+    return base
+
+
+def arr(msg: Image) -> np.ndarray:
+    a = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
+    c = 3 if msg.encoding == "rgb8" else 1
+    return a[:, : msg.width * c].reshape(msg.height, msg.width, c).squeeze()
+
+
+def make_node(ctx, model, **params) -> SegmentationNode:
+    overrides = [Parameter("model", value=str(model))]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    return SegmentationNode(context=ctx, parameter_overrides=overrides)
+
+
+def test_all_outputs_match_offline_pipeline(tiny_onnx, rng):
+    with ros_session() as (ctx, ex):
+        node = make_node(ctx, tiny_onnx, publish_overlay=True, overlay_alpha=0.4)
+        peer = Node("peer", context=ctx)
+        ex.add_node(node)
+        ex.add_node(peer)
+        rec = Recorder(peer, {**OUT_TOPICS, "/diagnostics": DiagnosticArray})
+        pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
+        assert wait_for(lambda: pub.get_subscription_count() > 0
+                        and all(p.get_subscription_count() > 0 for p in node._pubs.values()), 10)
+        frames = [frame(rng) for _ in range(4)]
+        for i, f in enumerate(frames):
+            pub.publish(image_msg(f, "rgb8", 1_000_000_000 + i * 33_000_000, "cam_front"))
+            assert wait_for(lambda i=i: all(rec.count(t) > i for t in OUT_TOPICS), 10)
+        assert wait_for(lambda: rec.count("/diagnostics") > 0, 3)
+        offline = Segmenter(create_backend(tiny_onnx))
+        lut = CAMVID.palette_array()
+        drivable = CAMVID.ids_of(CAMVID.drivable)
+        obstacles = CAMVID.ids_of(CAMVID.obstacles)
+        for i, f in enumerate(frames):
+            msgs = {t: rec.msgs[t][i][1] for t in OUT_TOPICS}
+            for t, m in msgs.items():
+                assert stamp_ns(m) == 1_000_000_000 + i * 33_000_000, t
+                assert m.header.frame_id == "cam_front"
+                assert (m.height, m.width) == (120, 160)
+            mask = arr(msgs["/segmentation/mask"])
+            assert msgs["/segmentation/mask"].encoding == "mono8"
+            np.testing.assert_array_equal(mask, offline.predict(f))
+            assert mask.max() < CAMVID.num_classes
+            assert msgs["/segmentation/color"].encoding == "rgb8"
+            np.testing.assert_array_equal(arr(msgs["/segmentation/color"]), lut[mask])
+            np.testing.assert_array_equal(arr(msgs["/segmentation/drivable"]),
+                                          np.isin(mask, drivable) * 255)
+            np.testing.assert_array_equal(arr(msgs["/segmentation/obstacles"]),
+                                          np.isin(mask, obstacles) * 255)
+            blend = cv2.addWeighted(lut[mask], 0.4, f, 0.6, 0)
+            np.testing.assert_array_equal(arr(msgs["/segmentation/overlay"]), blend)
+        status = rec.msgs["/diagnostics"][-1][1].status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        assert values["backend"] == "onnxruntime" and values["precision"] == "fp32"
+        assert int(values["total_published"]) == 4
+        node.close()
+
+
+def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):
+    with ros_session() as (ctx, ex):
+        node = make_node(ctx, tiny_onnx)
+        peer = Node("peer", context=ctx)
+        ex.add_node(node)
+        ex.add_node(peer)
+        rec = Recorder(peer, {"/segmentation/drivable": Image})
+        pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
+        assert wait_for(lambda: pub.get_subscription_count() > 0
+                        and node._pubs["drivable"].get_subscription_count() > 0, 10)
+        calls: list[str] = []
+        original = node._send
+        node._send = lambda name, *a: (calls.append(name), original(name, *a))  # type: ignore
+        pub.publish(image_msg(frame(rng), "rgb8", 5))
+        assert wait_for(lambda: rec.count("/segmentation/drivable") == 1, 10)
+        assert calls == ["drivable"]
+        node.close()
+
+
+def test_burst_leaves_no_backlog(tiny_onnx, rng):
+    """300 frames at 30 Hz, 480x360 rgb8, into a node slowed to ~12 fps: it must skip, not queue."""
+    with ros_session() as (ctx, ex):
+        node = make_node(ctx, tiny_onnx)
+        slow = node.segmenter.predict
+
+        def slow_predict(rgb):
+            time.sleep(0.08)
+            return slow(rgb)
+
+        node.segmenter.predict = slow_predict  # type: ignore[method-assign]
+        peer = Node("peer", context=ctx)
+        ex.add_node(node)
+        ex.add_node(peer)
+        rec = Recorder(peer, {"/segmentation/mask": Image})
+        pub = peer.create_publisher(Image, "/camera/image_raw", BEST_EFFORT)
+        assert wait_for(lambda: pub.get_subscription_count() > 0
+                        and node._pubs["mask"].get_subscription_count() > 0, 10)
+        img = frame(rng, 360, 480)
+        t0 = time.monotonic()
+        for i in range(300):
+            pub.publish(image_msg(img, "rgb8", 1_000 + i))
+            time.sleep(max(0.0, t0 + (i + 1) / 30 - time.monotonic()))
+        t_last = time.monotonic()
+        assert wait_for(lambda: node.stats.totals["published"] + node.stats.totals["dropped"]
+                        == node.stats.totals["received"], 2.0)
+        done = time.monotonic() - t_last
+        totals = dict(node.stats.totals)
+        time.sleep(0.5)
+        assert rec.count("/segmentation/mask") == totals["published"]  # nothing trickles in later
+        assert done < 0.5, f"backlog drained {done:.2f} s after the burst"
+        # Keep-last-1 input: frames the executor has not taken yet are replaced in the reader too.
+        assert totals["received"] >= 150, totals
+        assert totals["dropped"] > 100, totals  # it skipped frames instead of queueing them
+        last = stamp_ns(rec.msgs["/segmentation/mask"][-1][1])
+        assert last >= 1_000 + 297, "the newest frames must be the ones served"
+        node.close()
+
+
+BAD = {
+    "unknown encoding": lambda f: image_msg(f, "rgb8", 1).__class__(
+        header=image_msg(f, "rgb8", 1).header, height=120, width=160, encoding="xyz16",
+        step=480, data=image_msg(f, "rgb8", 1).data),
+    "step too small": lambda f: _mutate(image_msg(f, "rgb8", 1), step=100),
+    "truncated data": lambda f: _mutate(image_msg(f, "rgb8", 1), data=image_msg(f, "rgb8", 1).data[:-7]),
+    "empty data": lambda f: _mutate(image_msg(f, "rgb8", 1), data=image_msg(f, "rgb8", 1).data[:0]),
+    "zero size": lambda f: _mutate(image_msg(f, "rgb8", 1), height=0, width=0, step=0,
+                                   data=image_msg(f, "rgb8", 1).data[:0]),
+    "odd yuv width": lambda f: _mutate(image_msg(f[:, :159], "rgb8", 1), encoding="yuv422",
+                                       step=318, data=image_msg(f, "rgb8", 1).data[:318 * 120]),
+}
+
+
+def _mutate(msg: Image, **fields) -> Image:
+    for k, v in fields.items():
+        setattr(msg, k, v)
+    return msg
+
+
+def test_malformed_frames_do_not_stop_the_node(tiny_onnx, rng):
+    with ros_session() as (ctx, ex):
+        node = make_node(ctx, tiny_onnx, qos_reliability="reliable", qos_depth=10)
+        peer = Node("peer", context=ctx)
+        ex.add_node(node)
+        ex.add_node(peer)
+        rec = Recorder(peer, {"/segmentation/mask": Image})
+        pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
+        assert wait_for(lambda: pub.get_subscription_count() > 0
+                        and node._pubs["mask"].get_subscription_count() > 0, 10)
+        f = frame(rng)
+        for n, (name, make) in enumerate(BAD.items(), start=1):
+            pub.publish(make(f))
+            assert wait_for(lambda n=n: node.stats.totals["bad"] == n, 5), name
+            pub.publish(image_msg(f, "rgb8", 100 + n))
+            assert wait_for(lambda n=n: rec.count("/segmentation/mask") == n, 5), \
+                f"no output after {name}"
+        assert node.stats.totals["errors"] == 0
+        node.close()
+
+
+def test_compressed_input_and_corrupt_jpeg(tiny_onnx, rng):
+    with ros_session() as (ctx, ex):
+        node = make_node(ctx, tiny_onnx, input_transport="compressed",
+                         qos_reliability="reliable", qos_depth=10)
+        peer = Node("peer", context=ctx)
+        ex.add_node(node)
+        ex.add_node(peer)
+        rec = Recorder(peer, {"/segmentation/mask": Image})
+        pub = peer.create_publisher(CompressedImage, "/camera/image_raw/compressed", RELIABLE)
+        assert wait_for(lambda: pub.get_subscription_count() > 0
+                        and node._pubs["mask"].get_subscription_count() > 0, 10)
+        f = frame(rng)
+        png = cv2.imencode(".png", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
+        jpg = cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
+        pub.publish(compressed_msg(png, "png", 1))
+        pub.publish(compressed_msg(jpg[: len(jpg) // 3] + b"\x00" * 50, "jpeg", 2))
+        pub.publish(compressed_msg(b"", "jpeg", 3))
+        pub.publish(compressed_msg(jpg, "rgb8; jpeg compressed bgr8", 4))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 2, 10)
+        assert wait_for(lambda: node.stats.totals["bad"] >= 1, 5)
+        first = arr(rec.msgs["/segmentation/mask"][0][1])
+        np.testing.assert_array_equal(first, Segmenter(create_backend(tiny_onnx)).predict(f))
+        node.close()
+
+
+ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8"]
+
+
+def test_node_process_with_shipped_config(tiny_onnx, rng):
+    """As users run it: separate process, the shipped params file, several encodings."""
+    proc = start_node_process("--params-file", str(ROOT / "config" / "segmentation.yaml"),
+                              "-p", f"model:={tiny_onnx}", "-p", "qos_reliability:=reliable",
+                              "-p", "qos_depth:=10")
+    try:
+        with ros_session() as (ctx, ex):
+            peer = Node("peer", context=ctx)
+            ex.add_node(peer)
+            rec = Recorder(peer, {"/segmentation/mask": Image, "/diagnostics": DiagnosticArray})
+            pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
+            assert wait_for(lambda: pub.get_subscription_count() > 0
+                            and peer.count_publishers("/segmentation/mask") > 0, 20)
+            time.sleep(0.3)
+            f = frame(rng)
+            conv = {"rgb8": f, "bgr8": f[..., ::-1], "rgba8": np.dstack([f, np.full_like(f[..., 0], 9)]),
+                    "bgra8": np.dstack([f[..., ::-1], np.zeros_like(f[..., 0])])}
+            for i, enc in enumerate(ENCODINGS):
+                pub.publish(image_msg(conv[enc], enc, 10 + i))
+                assert wait_for(lambda i=i: rec.count("/segmentation/mask") == i + 1, 10), enc
+            masks = [arr(m) for _, m in rec.msgs["/segmentation/mask"]]
+            for m in masks[1:]:
+                np.testing.assert_array_equal(m, masks[0])
+            grey = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+            pub.publish(image_msg(grey, "mono8", 20))
+            assert wait_for(lambda: rec.count("/segmentation/mask") == 5, 10)
+            assert wait_for(lambda: rec.count("/diagnostics") > 0, 3)
+    finally:
+        assert stop_process(proc) == 0
+
+
+@pytest.mark.parametrize(("param", "value"), [
+    ("backend", "cuda"),
+    ("precision", "int4"),
+    ("model", "/nonexistent/model.onnx"),
+    ("drivable_classes", "[Road, Runway]"),
+    ("input_size", "[8, 8]"),
+    ("input_transport", "theora"),
+])
+def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param, value):
+    args = ["-p", f"model:={tiny_onnx}"] if param != "model" else []
+    r = subprocess.run([sys.executable, "-m", "seg_perception.node", "--ros-args", *args,
+                        "-p", f"{param}:={value}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"parameter '{param}'" in r.stderr
+    assert "Traceback" not in r.stderr
