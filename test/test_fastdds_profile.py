@@ -45,7 +45,7 @@ PUBLISHER = textwrap.dedent("""
 
 def test_large_frames_arrive_with_shipped_profile():
     n = 90
-    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(ROOT / "config" / "fastdds_shm.xml"))
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=os.environ.get("PUBLISHER_PROFILE", str(ROOT / "config" / "fastdds_shm.xml")))
     env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
     with ros_session() as (ctx, ex):
         peer = Node("reader", context=ctx)
