@@ -36,7 +36,8 @@ class ClassSet:
             raise ValueError("class file: no classes")
         for n in (*self.drivable, *self.obstacles):
             if n not in self.names:
-                raise ValueError(f"class group names unknown class {n!r}; known: {list(self.names)}")
+                raise ValueError(f"class group names unknown class {n!r}; "
+                                 f"known: {list(self.names)}")
 
     @property
     def num_classes(self) -> int:

@@ -38,7 +38,8 @@ def bytes_per_pixel(encoding: str) -> int:
         return 2
     if encoding in _BAYER:
         return 1
-    raise FrameError(f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    raise FrameError(f"unsupported encoding {encoding!r}; "
+                     f"supported: {', '.join(SUPPORTED_ENCODINGS)}")
 
 
 def decode_raw(encoding: str, height: int, width: int, step: int, data: object) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Datasets in CamVid layout (``train/``, ``trainannot/``, ``val/``, ``valannot/``) and augmentation.
+"""Datasets in CamVid layout (``train/``, ``trainannot/``, ``val/``, ``valannot/``), augmentation.
 
 Everything is NumPy and OpenCV so the same reader feeds training, INT8 calibration and make-bag.
 """
@@ -80,7 +80,7 @@ def load_split(root: str | Path, split: str, classes: ClassSet) -> tuple[np.ndar
     shapes = {i.shape[:2] for i in images}
     if len(shapes) != 1:
         raise ValueError(f"{root}/{split}: frames must share one size, found {sorted(shapes)}")
-    for p, i, lab in zip(s.images, images, labels):
+    for p, i, lab in zip(s.images, images, labels, strict=True):
         if lab.shape != i.shape[:2]:
             raise ValueError(f"label for {p.name} is {lab.shape}, image is {i.shape[:2]}")
     return np.stack(images), np.stack(labels)

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -107,7 +106,8 @@ class SegmentationNode(Node):
         d = self.declare_parameter
         d("model", "", _desc("ONNX model (engines are built from it); empty: the bundled model",
                              _T.PARAMETER_STRING))
-        d("backend", "auto", _desc(f"inference backend: {', '.join(BACKENDS)}", _T.PARAMETER_STRING))
+        d("backend", "auto", _desc(f"inference backend: {', '.join(BACKENDS)}",
+                                   _T.PARAMETER_STRING))
         d("precision", "fp32", _desc(f"{', '.join(PRECISIONS)} (int8 and fp16 need tensorrt "
                                      "or a GPU)", _T.PARAMETER_STRING))
         d("input_size", [0, 0], _desc("[height, width] the model runs at; [0, 0]: the model's "
@@ -260,7 +260,8 @@ class SegmentationNode(Node):
         values = {
             "backend": b.name, "precision": b.precision, "model": b.info.name,
             "input_fps": f"{r.input_fps:.2f}", "output_fps": f"{r.output_fps:.2f}",
-            "latency_p50_ms": f"{r.latency_p50_ms:.2f}", "latency_p95_ms": f"{r.latency_p95_ms:.2f}",
+            "latency_p50_ms": f"{r.latency_p50_ms:.2f}",
+            "latency_p95_ms": f"{r.latency_p95_ms:.2f}",
             "inference_p50_ms": f"{r.inference_p50_ms:.2f}",
             "dropped": str(r.dropped), "bad_frames": str(r.bad), "lost": str(r.lost),
             "errors": str(r.errors),

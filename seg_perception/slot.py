@@ -1,4 +1,4 @@
-"""A one-item mailbox: the producer always overwrites, so no queue can grow behind a slow consumer."""
+"""A one-item mailbox: the producer overwrites, so no queue grows behind a slow consumer."""
 
 from __future__ import annotations
 

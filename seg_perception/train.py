@@ -65,7 +65,7 @@ def evaluate_model(model: torch.nn.Module, images: np.ndarray, labels: np.ndarra
             logits = F.interpolate(logits.float(), size=x.shape[-2:], mode="bilinear",
                                    align_corners=False)
             pred = logits.argmax(1).cpu().numpy()
-            for p, t in zip(pred, labels[i:i + batch]):
+            for p, t in zip(pred, labels[i:i + batch], strict=True):
                 cm.update(p, t)
     model.train()
     return cm

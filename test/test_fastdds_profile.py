@@ -11,9 +11,8 @@ import textwrap
 import pytest
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
-
 from rostools import ROOT, Recorder, ros_session, wait_for
+from sensor_msgs.msg import Image
 
 pytestmark = pytest.mark.ros
 
@@ -45,7 +44,9 @@ PUBLISHER = textwrap.dedent("""
 
 def test_large_frames_arrive_with_shipped_profile():
     n = 90
-    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=os.environ.get("PUBLISHER_PROFILE", str(ROOT / "config" / "fastdds_shm.xml")))
+    # PUBLISHER_PROFILE=other.xml compares another profile for the camera side.
+    profile = os.environ.get("PUBLISHER_PROFILE", str(ROOT / "config" / "fastdds_shm.xml"))
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=profile)
     env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
     with ros_session() as (ctx, ex):
         peer = Node("reader", context=ctx)

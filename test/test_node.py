@@ -12,13 +12,6 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CompressedImage, Image
-
-from seg_perception.backends import create_backend
-from seg_perception.classes import CAMVID
-from seg_perception.node import SegmentationNode
-from seg_perception.pipeline import Segmenter
-
 from rostools import (
     BEST_EFFORT,
     RELIABLE,
@@ -32,6 +25,12 @@ from rostools import (
     stop_process,
     wait_for,
 )
+from sensor_msgs.msg import CompressedImage, Image
+
+from seg_perception.backends import create_backend
+from seg_perception.classes import CAMVID
+from seg_perception.node import SegmentationNode
+from seg_perception.pipeline import Segmenter
 
 pytestmark = pytest.mark.ros
 OUT_TOPICS = {f"/segmentation/{o}": Image
@@ -159,24 +158,23 @@ def test_burst_leaves_no_backlog(tiny_onnx, rng):
         node.close()
 
 
-BAD = {
-    "unknown encoding": lambda f: image_msg(f, "rgb8", 1).__class__(
-        header=image_msg(f, "rgb8", 1).header, height=120, width=160, encoding="xyz16",
-        step=480, data=image_msg(f, "rgb8", 1).data),
-    "step too small": lambda f: _mutate(image_msg(f, "rgb8", 1), step=100),
-    "truncated data": lambda f: _mutate(image_msg(f, "rgb8", 1), data=image_msg(f, "rgb8", 1).data[:-7]),
-    "empty data": lambda f: _mutate(image_msg(f, "rgb8", 1), data=image_msg(f, "rgb8", 1).data[:0]),
-    "zero size": lambda f: _mutate(image_msg(f, "rgb8", 1), height=0, width=0, step=0,
-                                   data=image_msg(f, "rgb8", 1).data[:0]),
-    "odd yuv width": lambda f: _mutate(image_msg(f[:, :159], "rgb8", 1), encoding="yuv422",
-                                       step=318, data=image_msg(f, "rgb8", 1).data[:318 * 120]),
-}
-
-
-def _mutate(msg: Image, **fields) -> Image:
+def _bad(f: np.ndarray, **fields) -> Image:
+    msg = image_msg(f, "rgb8", 1)
     for k, v in fields.items():
         setattr(msg, k, v)
     return msg
+
+
+BAD = {
+    "unknown encoding": lambda f: _bad(f, encoding="xyz16"),
+    "step too small": lambda f: _bad(f, step=100),
+    "truncated data": lambda f: _bad(f, data=image_msg(f, "rgb8", 1).data[:-7]),
+    "empty data": lambda f: _bad(f, data=image_msg(f, "rgb8", 1).data[:0]),
+    "zero size": lambda f: _bad(f, height=0, width=0, step=0,
+                                data=image_msg(f, "rgb8", 1).data[:0]),
+    "odd yuv width": lambda f: _bad(f, encoding="yuv422", width=159, step=318,
+                                    data=image_msg(f, "rgb8", 1).data[:318 * 120]),
+}
 
 
 def test_malformed_frames_do_not_stop_the_node(tiny_onnx, rng):
@@ -243,7 +241,8 @@ def test_node_process_with_shipped_config(tiny_onnx, rng):
                             and peer.count_publishers("/segmentation/mask") > 0, 20)
             time.sleep(0.3)
             f = frame(rng)
-            conv = {"rgb8": f, "bgr8": f[..., ::-1], "rgba8": np.dstack([f, np.full_like(f[..., 0], 9)]),
+            conv = {"rgb8": f, "bgr8": f[..., ::-1],
+                    "rgba8": np.dstack([f, np.full_like(f[..., 0], 9)]),
                     "bgra8": np.dstack([f[..., ::-1], np.zeros_like(f[..., 0])])}
             for i, enc in enumerate(ENCODINGS):
                 pub.publish(image_msg(conv[enc], enc, 10 + i))

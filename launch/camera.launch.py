@@ -1,0 +1,87 @@
+"""Start seg_perception's segmentation node for one camera or several.
+
+  ros2 launch seg_perception camera.launch.py
+  ros2 launch seg_perception camera.launch.py camera_topic:=/front/image_raw backend:=tensorrt
+  ros2 launch seg_perception camera.launch.py cameras:=front,left,right
+      (one node per camera, in namespace <camera>, reading /<camera>/image_raw by default;
+       outputs on /<camera>/segmentation/...)
+
+Sets the shipped Fast DDS profile (16 MB shared-memory segment) for the node unless
+fastdds_profile:='' is given; give the camera driver the same profile.
+"""
+
+from __future__ import annotations
+
+import os
+
+PACKAGE = "seg_perception"
+
+
+def camera_nodes(namespace: str, cameras: str, camera_topic: str, backend: str = "",
+                 precision: str = "", model: str = "") -> list[tuple[str, dict]]:
+    """(namespace, parameter overrides) for each node to start; pure so it is testable."""
+    names = [c.strip().strip("/") for c in cameras.split(",") if c.strip()]
+    overrides: dict = {}
+    if backend:
+        overrides["backend"] = backend
+    if precision:
+        overrides["precision"] = precision
+    if model:
+        overrides["model"] = model
+    if not names:
+        return [(namespace, {**overrides, "image_topic": camera_topic or "/camera/image_raw"})]
+    topic = camera_topic or "/{camera}/image_raw"
+    return [(f"{namespace.rstrip('/')}/{n}" if namespace else n,
+             {**overrides, "image_topic": topic.replace("{camera}", n)}) for n in names]
+
+
+def _launch_setup(context: object) -> list:
+    from launch.actions import SetEnvironmentVariable
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    def get(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    actions: list = []
+    profile = get("fastdds_profile")
+    if profile:
+        actions += [SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
+                    SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile)]
+    for ns, overrides in camera_nodes(get("namespace"), get("cameras"), get("camera_topic"),
+                                      get("backend"), get("precision"),
+                                      get("model")):
+        actions.append(Node(
+            package=PACKAGE, executable="segmentation_node", name="segmentation_node",
+            namespace=ns, output="screen", emulate_tty=True,
+            parameters=[get("params_file"), overrides]))
+    return actions
+
+
+def generate_launch_description() -> object:
+    # launch imports stay here so camera_nodes() is importable (and tested) without launch.
+    from ament_index_python.packages import get_package_share_directory
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    from launch import LaunchDescription
+
+    share = get_package_share_directory(PACKAGE)
+    args = [
+        DeclareLaunchArgument("camera_topic", default_value="",
+                              description="input image topic (default /camera/image_raw; with "
+                                          "cameras:=..., a pattern with {camera})"),
+        DeclareLaunchArgument("params_file",
+                              default_value=os.path.join(share, "config", "segmentation.yaml")),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="auto | tensorrt | onnxruntime | torch "
+                                          "(default: params file)"),
+        DeclareLaunchArgument("precision", default_value="",
+                              description="fp32 | fp16 | int8 (default: params file)"),
+        DeclareLaunchArgument("model", default_value="", description="ONNX model path"),
+        DeclareLaunchArgument("namespace", default_value=""),
+        DeclareLaunchArgument("cameras", default_value="",
+                              description="comma-separated camera names: one node each"),
+        DeclareLaunchArgument("fastdds_profile",
+                              default_value=os.path.join(share, "config", "fastdds_shm.xml")),
+    ]
+    return LaunchDescription([*args, OpaqueFunction(function=_launch_setup)])

@@ -1,0 +1,128 @@
+"""Decoding every supported encoding to the same RGB, and every kind of bad frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from seg_perception.codec import FrameError, decode_compressed, decode_raw, encode_raw
+
+
+@pytest.fixture()
+def rgb(rng):
+    return cv2.resize(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8), (40, 30),
+                      interpolation=cv2.INTER_LINEAR)
+
+
+def raw(img: np.ndarray) -> tuple[int, int, int, bytes]:
+    h, w = img.shape[:2]
+    c = img.shape[2] if img.ndim == 3 else 1
+    return h, w, w * c, np.ascontiguousarray(img).tobytes()
+
+
+@pytest.mark.parametrize("enc", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_colour_encodings_decode_to_identical_rgb(rgb, enc):
+    conv = {"rgb8": rgb, "bgr8": rgb[..., ::-1],
+            "rgba8": np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)]),
+            "bgra8": np.dstack([rgb[..., ::-1], np.zeros(rgb.shape[:2], np.uint8)])}[enc]
+    np.testing.assert_array_equal(decode_raw(enc, *raw(conv)), rgb)
+
+
+def test_padded_rows_are_honoured(rgb):
+    h, w = rgb.shape[:2]
+    padded = np.zeros((h, w * 3 + 8), np.uint8)
+    padded[:, : w * 3] = rgb.reshape(h, -1)
+    np.testing.assert_array_equal(decode_raw("rgb8", h, w, w * 3 + 8, padded.tobytes()), rgb)
+
+
+def test_mono8_becomes_grey_rgb(rgb):
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    out = decode_raw("mono8", *raw(grey))
+    assert out.shape == rgb.shape
+    np.testing.assert_array_equal(out[..., 0], grey)
+    np.testing.assert_array_equal(out[..., 2], grey)
+
+
+def _yuv422(rgb: np.ndarray, order: str) -> np.ndarray:
+    # BT.601 video range, as cameras send it and OpenCV's YUV422 conversions expect
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = np.clip(16 + 0.257 * r + 0.504 * g + 0.098 * b, 0, 255).round()
+    u_full = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v_full = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    u = np.clip((u_full[:, 0::2] + u_full[:, 1::2]) / 2, 0, 255).round()
+    v = np.clip((v_full[:, 0::2] + v_full[:, 1::2]) / 2, 0, 255).round()
+    out = np.zeros((rgb.shape[0], rgb.shape[1] * 2), np.uint8)
+    if order == "uyvy":
+        out[:, 0::4], out[:, 1::4], out[:, 2::4], out[:, 3::4] = u, y[:, 0::2], v, y[:, 1::2]
+    else:
+        out[:, 0::4], out[:, 1::4], out[:, 2::4], out[:, 3::4] = y[:, 0::2], u, y[:, 1::2], v
+    return out
+
+
+@pytest.mark.parametrize(("enc", "order"), [("yuv422", "uyvy"), ("uyvy", "uyvy"),
+                                            ("yuyv", "yuyv"), ("yuv422_yuy2", "yuyv")])
+def test_yuv422_variants(rgb, enc, order):
+    packed = _yuv422(rgb, order)
+    h, w = rgb.shape[:2]
+    out = decode_raw(enc, h, w, w * 2, packed.tobytes())
+    # chroma is subsampled: compare within a tolerance
+    assert np.abs(out.astype(int) - rgb.astype(int)).mean() < 6
+
+
+def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    chan = {"r": 0, "g": 1, "b": 2}
+    out = np.zeros(rgb.shape[:2], np.uint8)
+    for k, (dy, dx) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, chan[pattern[k]]]
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_patterns(pattern):
+    flat = np.zeros((32, 32, 3), np.uint8)
+    flat[...] = (200, 100, 30)  # a uniform colour survives demosaicing exactly away from borders
+    out = decode_raw(f"bayer_{pattern}8", *raw(_mosaic(flat, pattern)))
+    np.testing.assert_array_equal(out[4:-4, 4:-4], flat[4:-4, 4:-4])
+
+
+def test_compressed_png_is_lossless_and_jpeg_close(rgb):
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    png = cv2.imencode(".png", bgr)[1].tobytes()
+    np.testing.assert_array_equal(decode_compressed("png", png), rgb)
+    jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    assert np.abs(decode_compressed("rgb8; jpeg compressed bgr8", jpg).astype(int)
+                  - rgb.astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("rgb16", 2, 2, 12, bytes(24)), "unsupported encoding"),
+    (("rgb8", 0, 4, 12, b""), "zero-size"),
+    (("rgb8", 2, 4, 8, bytes(16)), "step 8 is smaller"),
+    (("rgb8", 2, 4, 12, bytes(20)), "truncated"),
+    (("rgb8", 2, 4, 12, bytes(30)), "oversized"),
+    (("rgb8", 2, 4, 12, b""), "truncated"),
+    (("yuv422", 2, 3, 6, bytes(12)), "even width"),
+])
+def test_bad_raw_frames(args, message):
+    with pytest.raises(FrameError, match=message):
+        decode_raw(*args)
+
+
+def test_bad_compressed_frames(rgb):
+    jpg = cv2.imencode(".jpg", rgb)[1].tobytes()
+    with pytest.raises(FrameError, match="empty"):
+        decode_compressed("jpeg", b"")
+    with pytest.raises(FrameError, match="corrupt"):
+        decode_compressed("jpeg", b"\xff\xd8\xff" + bytes(100))
+    with pytest.raises(FrameError, match="corrupt"):
+        decode_compressed("jpeg", jpg[:20])
+    with pytest.raises(FrameError, match="unsupported compressed format"):
+        decode_compressed("theora", jpg)
+
+
+def test_encode_raw_round_trip(rgb):
+    h, w, step, a = encode_raw(rgb, "rgb8")
+    np.testing.assert_array_equal(decode_raw("rgb8", h, w, step, a.tobytes()), rgb)
+    with pytest.raises(ValueError):
+        encode_raw(rgb, "mono8")

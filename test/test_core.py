@@ -1,0 +1,124 @@
+"""Pure parts of the node: configuration rules, the one-slot mailbox, stats, masks, pipeline."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from seg_perception.backends import create_backend
+from seg_perception.classes import CAMVID, ClassSet
+from seg_perception.config import ConfigError, validate
+from seg_perception.masks import apply_lut, group_lut, overlay
+from seg_perception.pipeline import Segmenter, resize_ids
+from seg_perception.slot import LatestSlot
+from seg_perception.stats import NodeStats
+
+GOOD = {
+    "model": "m.onnx", "backend": "auto", "precision": "fp32", "input_size": [0, 0], "threads": 2,
+    "engine_dir": "", "force_rebuild": False, "dla_core": -1, "image_topic": "/camera/image_raw",
+    "input_transport": "raw", "qos_reliability": "best_effort", "qos_depth": 1,
+    "overlay_alpha": 0.5, "diagnostics_period": 1.0, "max_frame_age": 0.5,
+    "warn_latency_ms": 100.0, "drivable_classes": ["Road"], "obstacle_classes": ["Car", "Pole"],
+    "publish_mask": True, "publish_color": False, "publish_overlay": True,
+    "publish_drivable": True, "publish_obstacles": False,
+}
+
+
+def test_valid_config():
+    cfg = validate(GOOD, CAMVID)
+    assert cfg.input_size is None
+    assert cfg.drivable_ids == (3,)
+    assert cfg.obstacle_ids == (8, 2)
+    assert cfg.outputs == {"mask", "overlay", "drivable"}
+    assert validate({**GOOD, "input_size": [180, 240]}, CAMVID).input_size == (180, 240)
+
+
+@pytest.mark.parametrize(("param", "value"), [
+    ("backend", "cuda"), ("precision", "bf16"), ("input_size", [10, 10]),
+    ("input_size", [1, 2, 3]), ("threads", 0), ("qos_depth", 0), ("overlay_alpha", 1.5),
+    ("input_transport", "ffmpeg"), ("qos_reliability", "sometimes"),
+    ("drivable_classes", ["Runway"]), ("obstacle_classes", ["Car", "Dragon"]),
+    ("image_topic", ""), ("max_frame_age", 0.0), ("diagnostics_period", -1.0),
+])
+def test_bad_config_names_parameter(param, value):
+    with pytest.raises(ConfigError, match=f"parameter '{param}'") as err:
+        validate({**GOOD, param: value}, CAMVID)
+    assert err.value.param == param
+
+
+def test_slot_keeps_only_newest_and_counts_replacements():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True
+    assert slot.put(3) is True
+    assert slot.take(0.01) == 3
+    assert slot.take(0.01) is None
+
+
+def test_slot_wakes_consumer_and_closes():
+    slot: LatestSlot[int] = LatestSlot()
+    got: list[int | None] = []
+    t = threading.Thread(target=lambda: got.append(slot.take(5)))
+    t.start()
+    time.sleep(0.05)
+    slot.put(7)
+    t.join(1)
+    assert got == [7]
+    slot.close()
+    assert slot.take(5) is None
+
+
+def test_stats_window():
+    s = NodeStats()
+    for _ in range(4):
+        s.count("received")
+    s.count("dropped")
+    s.published(0.010, 0.008)
+    s.published(0.030, 0.020)
+    r = s.roll()
+    assert r.dropped == 1 and r.totals["received"] == 4 and r.totals["published"] == 2
+    assert r.latency_p50_ms == pytest.approx(20.0)
+    r2 = s.roll()
+    assert r2.dropped == 0 and np.isnan(r2.latency_p50_ms) and r2.totals["published"] == 2
+
+
+def test_masks():
+    ids = np.array([[0, 3, 8], [2, 255, 3]], np.uint8)
+    np.testing.assert_array_equal(apply_lut(ids, group_lut([3])),
+                                  [[0, 255, 0], [0, 0, 255]])
+    np.testing.assert_array_equal(apply_lut(ids, group_lut([8, 2])),
+                                  [[0, 0, 255], [255, 0, 0]])
+    colour = apply_lut(ids, CAMVID.palette_array())
+    assert colour.shape == (2, 3, 3)
+    assert tuple(colour[0, 1]) == CAMVID.palette[3] and tuple(colour[1, 1]) == (0, 0, 0)
+    rgb = np.full((2, 3, 3), 100, np.uint8)
+    np.testing.assert_array_equal(overlay(rgb, colour, 0.0), rgb)
+    np.testing.assert_array_equal(overlay(rgb, colour, 1.0), colour)
+
+
+def test_class_set_rules(tmp_path):
+    with pytest.raises(ValueError, match="palette"):
+        ClassSet(names=("a", "b"), palette=((0, 0, 0),))
+    with pytest.raises(ValueError, match="unknown class"):
+        ClassSet(names=("a",), palette=((0, 0, 0),), drivable=("b",))
+    f = tmp_path / "c.json"
+    f.write_text('{"names": ["road", "car"], "palette": [[1,2,3],[4,5,6]], "ignore_id": 9}')
+    cs = ClassSet.load(f)
+    assert cs.num_classes == 2 and cs.ignore_id == 9
+    f.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ClassSet.load(f)
+
+
+def test_segmenter_returns_ids_at_frame_size(tiny_onnx, rng):
+    seg = Segmenter(create_backend(tiny_onnx))
+    assert seg.input_size == (96, 128)
+    frame = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    ids = seg.predict(frame)
+    assert ids.shape == (200, 300) and ids.dtype == np.uint8 and ids.max() < 11
+    assert set(np.unique(resize_ids(ids, (50, 75)))) <= set(np.unique(ids))
+    with pytest.raises(ValueError, match="input_size"):
+        Segmenter(seg.backend, (8, 8))
