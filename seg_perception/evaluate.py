@@ -22,8 +22,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .bag import COMPRESSED_SUFFIX, COMPRESSED_TYPE, IMAGE_TOPIC, IMAGE_TYPE, LABEL_TOPIC
-from .bag import stamp_ns, typestore
+from .bag import (
+    COMPRESSED_SUFFIX,
+    COMPRESSED_TYPE,
+    IMAGE_TOPIC,
+    IMAGE_TYPE,
+    LABEL_TOPIC,
+    stamp_ns,
+    typestore,
+)
 from .classes import IGNORE_LABEL, ClassSet
 from .codec import FrameError, decode_compressed, decode_raw
 from .metrics import ConfusionMatrix
@@ -308,7 +315,7 @@ def build_metrics(t: Tally, *, mode: str, bag: BagTopics | None, bag_path: Path,
     counts = t.counts()
     m = {
         "miou": _num(t.cm.miou()),
-        "per_class_iou": {n: _num(v) for n, v in zip(t.classes.names, iou)},
+        "per_class_iou": {n: _num(v) for n, v in zip(t.classes.names, iou, strict=True)},
         "pixel_accuracy": _num(t.cm.pixel_accuracy()),
         "frames": t.frames,
         "frames_scored": t.scored,
