@@ -364,7 +364,7 @@ class EvalConfig:
     rate: float | None = None  # Hz; None: the recorded timing
     max_frames: int = 0
     overlays: int = 4
-    qos_reliability: str = "reliable"
+    qos_reliability: str = "best_effort"
     grace_s: float = 2.0
     startup_timeout_s: float = 60.0
     fastdds_profile: Path | None = None
@@ -497,7 +497,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="live: publish at this many frames per second instead of the "
                              "recorded timing")
     parser.add_argument("--qos-reliability", choices=("reliable", "best_effort"),
-                        default="reliable", help="live: the node's image subscription QoS")
+                        default="best_effort",
+                        help="live: the node's image subscription QoS (default: best_effort, "
+                             "the node's own default)")
     parser.add_argument("--grace", type=float, default=2.0,
                         help="live: seconds to wait for masks after the last frame")
     parser.add_argument("--startup-timeout", type=float, default=60.0,

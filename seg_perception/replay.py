@@ -63,8 +63,9 @@ def prepare_ros_env(cfg: EvalConfig) -> dict[str, str]:
     """Sets this process's ROS/DDS variables (before rclpy loads) and returns the node's env."""
     profile = fastdds_profile(cfg.fastdds_profile)
     if profile is not None:
-        for v in PROFILE_VARS:
-            os.environ[v] = str(profile)
+        os.environ[PROFILE_VARS[0]] = str(profile)
+        if PROFILE_VARS[1] in os.environ:  # the deprecated name must not point elsewhere
+            os.environ[PROFILE_VARS[1]] = str(profile)
     if cfg.domain_id is not None:
         os.environ["ROS_DOMAIN_ID"] = str(int(cfg.domain_id))
     # Replay traffic stays on this machine unless the user asked otherwise.
