@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 
@@ -33,11 +35,18 @@ class Segmenter:
         self.input_size = tuple(input_size) if input_size else backend.info.input_size
         if len(self.input_size) != 2 or min(self.input_size) < 16:
             raise ValueError(f"input_size must be [height, width] >= 16, got {self.input_size}")
+        self.last_backend_s = 0.0
+        self.last_small_ids: np.ndarray | None = None  # ids at the model's size, for cheap colour
 
     @property
     def classes(self):  # noqa: ANN201 - ClassSet, kept light
         return self.backend.info.classes
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        ids = self.backend.infer(resize_rgb(rgb, self.input_size))  # type: ignore[arg-type]
+        """Ids at the frame's size; ``last_backend_s`` keeps the backend's own share of the time."""
+        x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        ids = self.backend.infer(x)
+        self.last_backend_s = time.perf_counter() - t0
+        self.last_small_ids = ids
         return resize_ids(ids, rgb.shape[:2])

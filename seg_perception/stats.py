@@ -16,7 +16,8 @@ class WindowReport:
     output_fps: float
     latency_p50_ms: float
     latency_p95_ms: float
-    inference_p50_ms: float
+    backend_p50_ms: float  # the backend's own inference, without decode/resize/publish
+    backend_p95_ms: float
     dropped: int  # in this window
     bad: int
     errors: int
@@ -40,12 +41,12 @@ class NodeStats:
             self.totals[name] += n
             self._window[name] += n
 
-    def published(self, latency_s: float, inference_s: float) -> None:
+    def published(self, latency_s: float, backend_s: float) -> None:
         with self._lock:
             self.totals["published"] += 1
             self._window["published"] += 1
             self._lat.append(latency_s)
-            self._inf.append(inference_s)
+            self._inf.append(backend_s)
 
     def roll(self) -> WindowReport:
         """Closes the current window and returns its figures (NaN latency when nothing ran)."""
@@ -60,5 +61,6 @@ class NodeStats:
         return WindowReport(
             period_s=period, input_fps=w["received"] / period, output_fps=w["published"] / period,
             latency_p50_ms=float(p50), latency_p95_ms=float(p95),
-            inference_p50_ms=float(np.median(inf) * 1e3) if inf else float("nan"),
+            backend_p50_ms=float(np.percentile(inf, 50) * 1e3) if inf else float("nan"),
+            backend_p95_ms=float(np.percentile(inf, 95) * 1e3) if inf else float("nan"),
             dropped=w["dropped"], bad=w["bad"], errors=w["errors"], lost=w["lost"], totals=totals)
