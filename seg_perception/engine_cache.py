@@ -184,7 +184,7 @@ def build_lock(engine_path: str | Path, timeout_s: float = 3600.0) -> Iterator[N
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"another process holds {lock} for {timeout_s:.0f} s")
+                    raise TimeoutError(f"{lock} held elsewhere for {timeout_s:.0f} s") from None
                 time.sleep(0.5)
         try:
             yield
@@ -214,19 +214,19 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
     reason, data = ("force_rebuild requested", None) if force_rebuild else \
         check_engine(engine_path, key)
     if data is not None:
-        loaded = _try_load(load, data)
-        if not isinstance(loaded, str):
+        loaded, why = _try_load(load, data)
+        if why is None:
             log(f"using cached TensorRT engine {engine_path}")
-            return Resolved(engine_path, loaded, False, None)
-        reason = f"corrupt: deserialisation failed ({loaded})"
+            return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
+        reason = f"corrupt: deserialisation failed ({why})"
     with build_lock(engine_path):
         if not force_rebuild:  # another process may have built it while we waited
             again, data = check_engine(engine_path, key)
             if data is not None and reason == "missing":
-                loaded = _try_load(load, data)
-                if not isinstance(loaded, str):
+                loaded, why = _try_load(load, data)
+                if why is None:
                     log(f"using TensorRT engine {engine_path} built by another process")
-                    return Resolved(engine_path, loaded, False, None)
+                    return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
         assert reason is not None
         if reason == "missing":
             log(f"no cached TensorRT engine {engine_path.name}; building it (minutes)")
@@ -236,20 +236,20 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
         engine = build()
         if not engine:
             raise RuntimeError(f"TensorRT returned no engine for {engine_path.name}")
-        loaded = _try_load(load, engine)
-        if isinstance(loaded, str):
-            raise RuntimeError(f"a freshly built engine does not deserialise: {loaded}")
+        loaded, why = _try_load(load, engine)
+        if why is not None:
+            raise RuntimeError(f"a freshly built engine does not deserialise: {why}")
         meta = {"build_seconds": round(time.monotonic() - t0, 1), **(extra or {})}
         write_engine(engine_path, engine, key, meta)
         log(f"wrote TensorRT engine {engine_path} ({len(engine) / 1e6:.1f} MB, "
             f"{meta['build_seconds']} s)")
-        return Resolved(engine_path, loaded, True, reason)
+        return Resolved(engine_path, loaded, True, reason)  # type: ignore[arg-type]
 
 
-def _try_load(load: Callable[[bytes], T | None], data: bytes) -> T | str:
-    """The loaded object, or a string saying why it could not be loaded."""
+def _try_load(load: Callable[[bytes], T | None], data: bytes) -> tuple[T | None, str | None]:
+    """(object, None), or (None, why it could not be loaded)."""
     try:
         obj = load(data)
     except Exception as exc:  # noqa: BLE001 - TensorRT raises RuntimeError and others
-        return f"{type(exc).__name__}: {exc}"
-    return "deserialiser returned nothing" if obj is None else obj
+        return None, f"{type(exc).__name__}: {exc}"
+    return (None, "deserialiser returned nothing") if obj is None else (obj, None)
