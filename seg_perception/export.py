@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,9 +82,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, with_logits: bool = Fal
            LABELS_NAME: {0: "batch", 1: "height", 2: "width"}}
     if with_logits:
         dyn[LOGITS_NAME] = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=[INPUT_NAME],
-                      output_names=outputs, dynamic_axes=dyn, opset_version=opset,
-                      dynamo=False)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but gives a plain, TensorRT-friendly graph.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=[INPUT_NAME],
+                          output_names=outputs, dynamic_axes=dyn, opset_version=opset,
+                          dynamo=False)
     m = onnx.load(str(tmp))
     for k, v in onnx_metadata(meta, sha256_file(checkpoint)).items():
         entry = m.metadata_props.add()

@@ -11,8 +11,9 @@ import textwrap
 import pytest
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rostools import ROOT, Recorder, ros_session, wait_for
 from sensor_msgs.msg import Image
+
+from rostools import ROOT, Recorder, ros_session, wait_for
 
 pytestmark = pytest.mark.ros
 

@@ -8,6 +8,8 @@ import importlib.util
 import numpy as np
 import pytest
 from rclpy.node import Node
+from sensor_msgs.msg import Image
+
 from rostools import (
     RELIABLE,
     ROOT,
@@ -18,7 +20,6 @@ from rostools import (
     stop_process,
     wait_for,
 )
-from sensor_msgs.msg import Image
 
 spec = importlib.util.spec_from_file_location("camera_launch", ROOT / "launch" / "camera.launch.py")
 camera_launch = importlib.util.module_from_spec(spec)

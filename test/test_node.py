@@ -12,6 +12,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+
 from rostools import (
     BEST_EFFORT,
     RELIABLE,
@@ -25,8 +27,6 @@ from rostools import (
     stop_process,
     wait_for,
 )
-from sensor_msgs.msg import CompressedImage, Image
-
 from seg_perception.backends import create_backend
 from seg_perception.classes import CAMVID
 from seg_perception.node import SegmentationNode

@@ -1,0 +1,145 @@
+"""Training on a user dataset in CamVid layout (with its own class file), resume, export, parity."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import camvid_root, needs_camvid
+from seg_perception.checkpoint import load_checkpoint, load_model
+from seg_perception.cli import main as cli
+from seg_perception.export import export_onnx, parity
+from seg_perception.modelinfo import read_model_info
+
+CLASSES = {"names": ["sky", "road", "car"], "palette": [[0, 0, 255], [90, 90, 90], [255, 0, 0]],
+           "ignore_id": 7, "drivable": ["road"], "obstacles": ["car"]}
+
+
+def scene(rng: np.random.Generator, h: int = 64, w: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """Sky over road with a red car somewhere; a strip of 'void' (ignore id 7) at the bottom."""
+    horizon = int(rng.integers(h // 3, h // 2))
+    img = np.zeros((h, w, 3), np.uint8)
+    lab = np.zeros((h, w), np.uint8)
+    img[:horizon] = (60, 120, 230)
+    img[horizon:] = (95, 95, 95)
+    lab[horizon:] = 1
+    y, x = int(rng.integers(horizon, h - 16)), int(rng.integers(0, w - 20))
+    img[y:y + 12, x:x + 20] = (220, 30, 30)
+    lab[y:y + 12, x:x + 20] = 2
+    lab[-3:] = 7
+    noise = rng.normal(0, 8, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8), lab
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("val", 4)):
+        (root / split).mkdir()
+        (root / f"{split}annot").mkdir()
+        for i in range(n):
+            img, lab = scene(rng)
+            cv2.imwrite(str(root / split / f"f{i:03d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(root / f"{split}annot" / f"f{i:03d}.png"), lab)
+    (root / "classes.json").write_text(json.dumps(CLASSES))
+    return root
+
+
+def train(dataset, out, epochs, *extra):
+    return cli(["train", "--data", str(dataset), "--out", str(out), "--epochs", str(epochs),
+                "--batch-size", "4", "--crop", "48", "64", "--scale", "0.75", "1.25",
+                "--widths", "8", "16", "24", "32", "--depth16", "2", "--lr", "0.01",
+                "--warmup-epochs", "1", "--threads", "1", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert train(dataset, out, 12) == 0
+    return out
+
+
+def test_training_learns_a_user_dataset(trained):
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    epochs = [r for r in log if r["event"] == "epoch"]
+    assert len(epochs) == 12
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    assert max(r["val_miou"] for r in epochs) > 0.6, [r["val_miou"] for r in epochs]
+    start = log[0]
+    assert start["recipe"]["seed"] == 0 and start["params"] > 0
+
+
+def test_checkpoint_is_plain_data_with_metadata(trained):
+    ck = load_checkpoint(trained / "best.pt")  # weights_only=True inside
+    meta = ck["meta"]
+    assert meta["classes"]["names"] == CLASSES["names"]
+    assert meta["classes"]["ignore_id"] == 7
+    assert meta["input_size"] == [64, 96]
+    assert len(meta["mean"]) == 3 and len(meta["std"]) == 3
+    assert "val_miou" in meta
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"state_dict": {}, "meta": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_resume_continues_where_it_stopped(dataset, tmp_path):
+    assert train(dataset, tmp_path, 2) == 0
+    assert train(dataset, tmp_path, 3, "--resume") == 0
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log if r["event"] == "epoch"] == [0, 1, 2]
+    assert [r["start_epoch"] for r in log if r["event"] == "start"] == [0, 2]
+
+
+def test_export_metadata_and_parity(trained, dataset, tmp_path):
+    path = export_onnx(trained / "best.pt", tmp_path / "toy.onnx", with_logits=True)
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 17
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == ["labels", "logits"]
+    info = read_model_info(path)
+    assert info.classes.names == ("sky", "road", "car")
+    assert info.classes.drivable == ("road",)
+    assert info.input_size == (64, 96)
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+              for p in sorted((dataset / "val").iterdir())]
+    frames.append(np.zeros((50, 70, 3), np.uint8))  # any size: fully convolutional
+    assert parity(trained / "best.pt", path, frames) >= 0.999
+
+
+def test_export_cli_refuses_old_opset(trained, tmp_path):
+    assert cli(["export", str(trained / "best.pt"), "-o", str(tmp_path / "x.onnx"),
+                "--opset", "13"]) == 1
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    assert cli(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 1
+    assert "image folder not found" in capsys.readouterr().err
+
+
+@needs_camvid
+def test_shipped_model_parity_on_camvid_frames(tmp_path):
+    from seg_perception.modelinfo import default_model_path
+
+    onnx_path = default_model_path()
+    ckpt = onnx_path.with_suffix(".pt")
+    if not ckpt.is_file():
+        pytest.skip("no bundled checkpoint")
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+              for p in sorted((camvid_root() / "val").iterdir())[:8]]
+    assert parity(ckpt, onnx_path, frames) >= 0.999
+    model, meta = load_model(ckpt)
+    assert sum(p.numel() for p in model.parameters()) <= 1_200_000
+    assert read_model_info(onnx_path).classes.names[3] == "Road"
