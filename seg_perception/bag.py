@@ -227,6 +227,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if Path(args.out).exists():
+        raise ValueError(f"{args.out} exists already; rosbag2 bags are never overwritten")
     if args.dataset is not None:
         if args.images is not None or args.labels is not None:
             raise ValueError("give either --dataset or --images/--labels, not both")

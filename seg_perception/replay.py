@@ -209,6 +209,7 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
     published = 0
     try:
         proc = NodeProcess(node_args, env, cfg.out / "node.log")
+        extra["node_pid"] = proc.proc.pid
         proc.wait_ready(cfg.startup_timeout_s)
         pub_qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                              reliability=ReliabilityPolicy.RELIABLE,

@@ -1,0 +1,133 @@
+"""Confusion-matrix metrics against matrices worked out by hand, and the evaluation tallies that
+pair predictions with labels by stamp."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seg_perception.classes import CAMVID, IGNORE_LABEL, ClassSet
+from seg_perception.evaluate import Tally, build_metrics, choose_overlays, percentile_summary
+from seg_perception.metrics import ConfusionMatrix
+
+I = IGNORE_LABEL  # noqa: E741 - reads like the 'ignore' it is in the arrays below
+
+
+def test_hand_computed_three_classes():
+    label = np.array([[0, 0, 1], [1, 2, I]], np.uint8)
+    pred = np.array([[0, 1, 1], [2, 2, 0]], np.uint8)
+    cm = ConfusionMatrix(3)
+    cm.update(pred, label)
+    # (true, pred) pairs: (0,0) (0,1) (1,1) (1,2) (2,2); the 255 pixel is not scored.
+    assert cm.mat.tolist() == [[1, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert cm.scored_pixels == 5
+    # IoU = TP / (row + column - TP): 1/(2+1-1), 1/(2+2-1), 1/(1+2-1)
+    np.testing.assert_allclose(cm.iou(), [1 / 2, 1 / 3, 1 / 2])
+    assert cm.miou() == pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3)
+    assert cm.pixel_accuracy() == pytest.approx(3 / 5)
+
+
+def test_out_of_range_prediction_is_a_miss_credited_to_no_class():
+    cm = ConfusionMatrix(3)
+    cm.update(np.array([7, 1, 1], np.uint8), np.array([0, 1, 1], np.uint8))
+    assert cm.mat.tolist() == [[0, 0, 0], [0, 2, 0], [0, 0, 0]]
+    iou = cm.iou()
+    assert iou[0] == 0.0 and iou[1] == 1.0 and math.isnan(iou[2])  # class 2 absent: NaN
+    assert cm.miou() == pytest.approx(0.5)  # mean over classes that occur
+    assert cm.pixel_accuracy() == pytest.approx(2 / 3)
+
+
+def test_labels_outside_the_classes_are_not_scored():
+    cm = ConfusionMatrix(2)
+    cm.update(np.array([0, 1, 0, 1], np.uint8), np.array([0, 11, I, 1], np.uint8))
+    assert cm.mat.tolist() == [[1, 0], [0, 1]]
+    assert cm.scored_pixels == 2
+
+
+def test_pooled_over_pixels_not_averaged_over_frames():
+    """Frame A: 100 pixels of class 0, all right. Frame B: one class-1 pixel called 0.
+    Pooled: IoU0 = 100/101, IoU1 = 0 -> mIoU 0.495; a per-frame mean would say 0.5."""
+    cm = ConfusionMatrix(2)
+    cm.update(np.zeros(100, np.uint8), np.zeros(100, np.uint8))
+    cm.update(np.zeros(1, np.uint8), np.ones(1, np.uint8))
+    assert cm.mat.tolist() == [[100, 0], [1, 0]]
+    assert cm.miou() == pytest.approx((100 / 101 + 0) / 2)
+    other = ConfusionMatrix(2)
+    other.update(np.ones(3, np.uint8), np.ones(3, np.uint8))
+    cm.merge(other)
+    assert cm.mat.tolist() == [[100, 0], [1, 3]]
+
+
+def test_empty_matrix_and_shape_mismatch():
+    cm = ConfusionMatrix(4)
+    assert math.isnan(cm.miou()) and math.isnan(cm.pixel_accuracy())
+    cm.update(np.full((2, 2), 3, np.uint8), np.full((2, 2), I, np.uint8))  # all ignored
+    assert cm.scored_pixels == 0
+    with pytest.raises(ValueError, match="shape"):
+        cm.update(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8))
+
+
+def test_percentiles():
+    s = percentile_summary([float(v) for v in range(1, 101)])
+    assert s["p50"] == pytest.approx(50.5) and s["max"] == 100.0
+    assert s["p95"] == pytest.approx(95.05) and s["p99"] == pytest.approx(99.01)
+    assert percentile_summary([]) == {"p50": None, "p95": None, "p99": None, "max": None,
+                                      "mean": None}
+
+
+TWO = ClassSet(names=("a", "b"), palette=((0, 0, 0), (255, 255, 255)))
+
+
+def test_tally_pairs_by_stamp_in_either_order():
+    t = Tally(TWO)
+    lab = np.array([[0, 1]], np.uint8)
+    t.add_image(10)
+    t.add_label(10, lab)  # label first
+    t.add_prediction(10, np.array([[0, 0]], np.uint8), 5.0)
+    t.add_image(20)
+    t.add_prediction(20, np.array([[0, 1]], np.uint8), 7.0)  # prediction first
+    t.add_label(20, lab)
+    t.add_label(30, lab)  # no image with this stamp
+    t.add_image(40)  # no label, no prediction: dropped
+    assert t.scored == 2
+    assert t.cm.mat.tolist() == [[2, 0], [1, 1]]
+    assert t.counts() == {"labels_without_image": 1, "images_without_label": 1, "dropped": 1}
+    m = build_metrics(t, mode="offline", bag=None, bag_path=Path("b"), backend="x",
+                      precision="fp32", model=Path("m.onnx"), fps=None, complete=True, error=None)
+    assert m["frames"] == 3 and m["frames_scored"] == 2 and m["dropped"] == 1
+    assert m["miou"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert m["latency_ms"]["max"] == 7.0
+    json.dumps(m, allow_nan=False)  # strict JSON: no NaN anywhere
+
+
+def test_tally_live_latency_and_unexpected_masks():
+    t = Tally(TWO)
+    t.add_image(1)
+    t.published(1, 100.0)
+    t.received(1, np.zeros((1, 2), np.uint8), 100.025)
+    t.received(1, np.zeros((1, 2), np.uint8), 100.03)  # a second mask for the same stamp
+    t.received(99, np.zeros((1, 2), np.uint8), 100.04)  # never published
+    assert t.latencies_ms == [pytest.approx(25.0)]
+    assert t.unexpected_masks == 2
+
+
+def test_metrics_absent_class_is_null_not_nan():
+    t = Tally(CAMVID)
+    t.add_image(1)
+    t.add_label(1, np.zeros((2, 2), np.uint8))
+    t.add_prediction(1, np.zeros((2, 2), np.uint8), 1.0)
+    m = build_metrics(t, mode="offline", bag=None, bag_path=Path("b"), backend="x",
+                      precision="fp32", model=Path("m"), fps=1.0, complete=True, error=None)
+    assert m["per_class_iou"]["Sky"] == 1.0 and m["per_class_iou"]["Car"] is None
+    assert m["miou"] == 1.0
+    json.dumps(m, allow_nan=False)
+
+
+def test_overlay_choice_spreads_over_the_bag():
+    assert choose_overlays(10, 4) == {0, 3, 6, 9}
+    assert choose_overlays(2, 4) == {0, 1}
+    assert choose_overlays(0, 4) == set() and choose_overlays(5, 0) == set()
