@@ -136,8 +136,8 @@ def quantize_int8(model: str | Path, frames: Sequence[np.ndarray], out: str | Pa
                   progress: bool = True) -> Path:
     """Writes a Q/DQ ONNX of ``model`` calibrated on ``frames`` and returns its path.
 
-    Symmetric int8 activations and per-channel symmetric int8 weights (zero points 0), the only
-    Q/DQ form TensorRT accepts. The seg_perception metadata is carried over, plus the source
+    Symmetric int8 activations and per-channel symmetric int8 weights (zero points 0), float
+    biases: the Q/DQ form TensorRT accepts. The seg_perception metadata is carried over, plus the source
     model's sha256 so a stale Q/DQ model is never paired with a newer float model.
     """
     import tempfile
@@ -161,7 +161,12 @@ def quantize_int8(model: str | Path, frames: Sequence[np.ndarray], out: str | Pa
             str(info.path), str(raw), _reader(frames, input_name, progress),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": True, "WeightSymmetric": True,
+                "QuantizeBias": False,  # TensorRT takes float biases, not int32
+                # Q/DQ on conv *inputs* only (NVIDIA's placement): TensorRT fuses the
+                # output quantization itself, and the logits reach ArgMax unquantized.
+                "OpTypesToExcludeOutputQuantization": ["Conv"]},
             calibration_providers=["CPUExecutionProvider"])
         q = onnx.load(str(raw))
     meta = {e.key: e.value for e in src.metadata_props}
