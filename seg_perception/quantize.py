@@ -137,8 +137,8 @@ def quantize_int8(model: str | Path, frames: Sequence[np.ndarray], out: str | Pa
     """Writes a Q/DQ ONNX of ``model`` calibrated on ``frames`` and returns its path.
 
     Symmetric int8 activations and per-channel symmetric int8 weights (zero points 0), float
-    biases: the Q/DQ form TensorRT accepts. The seg_perception metadata is carried over, plus the source
-    model's sha256 so a stale Q/DQ model is never paired with a newer float model.
+    biases: the Q/DQ form TensorRT accepts. The seg_perception metadata is carried over, plus
+    the source model's sha256 so a stale Q/DQ model is never paired with a newer float model.
     """
     import tempfile
 
