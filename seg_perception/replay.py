@@ -35,6 +35,7 @@ from .evaluate import (
 )
 
 READY_MARK = "segmentation node ready"
+DIAGNOSTICS_WAIT_S = 1.5
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
@@ -200,9 +201,13 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
         except FrameError:
             tally.unexpected_masks += 1
 
+    last_diag = [0.0]
+
     def on_diagnostics(msg: object) -> None:
         for st in msg.status:  # type: ignore[attr-defined]
-            diagnostics[st.name] = {kv.key: kv.value for kv in st.values}
+            if "segmentation" in st.name:
+                diagnostics[st.name] = {kv.key: kv.value for kv in st.values}
+                last_diag[0] = time.perf_counter()
 
     extra["node_log"] = str(cfg.out / "node.log")
     proc: NodeProcess | None = None
@@ -276,6 +281,11 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
             if proc.returncode is not None:
                 break
             time.sleep(0.02)
+        # One more /diagnostics (period 1 s) so the node's own counters cover the whole replay.
+        done_at = time.perf_counter()
+        end = done_at + DIAGNOSTICS_WAIT_S
+        while diagnostics and last_diag[0] < done_at and time.perf_counter() < end:
+            time.sleep(0.02)
     finally:
         if tally.first_publish is not None and tally.last_receive is not None:
             span = tally.last_receive - tally.first_publish
@@ -286,6 +296,11 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
             if "precision" in status:
                 state["precision"] = status["precision"]
         extra["node_diagnostics"] = diagnostics
+        for status in diagnostics.values():
+            counters = {k[len("total_"):]: int(v) for k, v in status.items()
+                        if k.startswith("total_") and v.isdigit()}
+            if counters:
+                extra["node_counters"] = counters
         extra["published"] = published
         extra["unexpected_masks"] = tally.unexpected_masks
         stop.set()

@@ -195,6 +195,11 @@ def write_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequenc
     ]
     if live and metrics.get("rate_hz"):
         rows.append(("replay rate (Hz)", f"{metrics['rate_hz']:g}"))
+    nc = metrics.get("node_counters") or {}
+    if live and nc:
+        rows.append(("node's own count: received / published / dropped / lost",
+                     " / ".join(str(nc.get(k, "?")) for k in
+                                ("received", "published", "dropped", "lost"))))
     for key, what in (("bad_frames", "undecodable images"), ("bad_labels", "undecodable labels"),
                       ("size_mismatch", "prediction/label size mismatches"),
                       ("duplicate_image_stamps", "duplicate image stamps")):

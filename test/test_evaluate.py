@@ -209,6 +209,7 @@ def test_live_round_trip_through_the_node(tmp_path, tiny_onnx):
     assert 0 < lat["p50"] <= lat["max"] < 2000
     assert 0 < m["fps"] < 12  # bounded by the 10 Hz replay
     assert m["backend"] == "onnxruntime"
+    assert m["node_counters"]["received"] == m["node_counters"]["published"] == 8
     assert m["node_exit_code"] == 0  # stopped cleanly with SIGINT
     assert "segmentation node ready" in (out / "node.log").read_text()
     check_report(out, 2)
