@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
                      precision=args.precision, threads=args.threads, live=True, rate=args.rate)
     m = evaluate(cfg)
     took = time.monotonic() - t0
-    rate = f"{args.rate:g} Hz" if args.rate else "its recorded rate"
+    hz = m.get("rate_hz")
+    rate = f"{hz:g} Hz" if hz else "its recorded rate"
     print(f"\nseg-perception demo: {m['frames']} CamVid frames from {Path(bag).name} replayed "
           f"live at {rate} through the segmentation node on the CPU ({took:.1f} s)")
     print("  " + summary_line(m))

@@ -202,6 +202,7 @@ class Tally:
         self.latencies_ms: list[float] = []
         self.publish_time: dict[int, float] = {}
         self.first_publish: float | None = None
+        self.first_receive: float | None = None
         self.last_receive: float | None = None
         self.unexpected_masks = 0
         self._labels: dict[int, np.ndarray] = {}
@@ -266,6 +267,8 @@ class Tally:
                 self.unexpected_masks += 1
                 return
             self.last_receive = t
+            if self.first_receive is None:
+                self.first_receive = t
         self.add_prediction(stamp, ids, (t - sent) * 1000.0)
 
     def _score(self, stamp: int, pred: np.ndarray, label: np.ndarray) -> None:
@@ -278,6 +281,15 @@ class Tally:
             self.overlays[stamp].label = np.array(label)
 
     # -- outputs ------------------------------------------------------------------------------
+    def output_fps(self) -> float | None:
+        """Masks per second between the first and the last mask (live)."""
+        with self.lock:
+            n = len(self.latencies_ms)
+            if n < 2 or self.first_receive is None or self.last_receive is None:
+                return None
+            span = self.last_receive - self.first_receive
+        return (n - 1) / span if span > 0 else None
+
     def counts(self) -> dict:
         with self.lock:
             return {

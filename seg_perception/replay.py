@@ -172,7 +172,8 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
         "-p", f"threads:={cfg.threads}",
     ]
     extra: dict = state["extra"]
-    extra.update({"rate_hz": cfg.rate, "input_transport": transport,
+    extra.update({"rate_hz": cfg.rate, "rate_source": "--rate" if cfg.rate else "recorded",
+                  "input_transport": transport,
                   "qos_reliability": cfg.qos_reliability,
                   "fastdds_profile": os.environ.get(PROFILE_VARS[0]),
                   "ros_domain_id": os.environ.get("ROS_DOMAIN_ID", "0")})
@@ -246,7 +247,7 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
         conns = [c for c in reader.connections  # type: ignore[attr-defined]
                  if c.topic in (bag.image_topic, bag.label_topic)]
         raw_ok = bool(getattr(reader, "is2", True))
-        wall0 = bag0 = None
+        wall0 = bag0 = last_t = None
         with tqdm(total=total, desc="replay", unit="frame", disable=not cfg.progress) as bar:
             for conn, t, raw in bag_messages(reader, conns, bag.path):
                 msg = reader.deserialize(raw, conn.msgtype)  # type: ignore[attr-defined]
@@ -266,6 +267,7 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
                     time.sleep(delay)
                 if proc.returncode is not None:
                     raise RuntimeError("during replay: " + proc.describe_exit())
+                last_t = t
                 stamp = header_stamp(msg)
                 mtype = conn.msgtype
                 tally.add_image(stamp, lambda m=msg, ty=mtype: decode_image(m, ty))
@@ -276,6 +278,8 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
                 published += 1
                 bar.update(1)
                 bar.set_postfix(masks=len(tally.predicted), refresh=False)
+        if cfg.rate is None and published > 1 and last_t is not None and last_t > bag0:
+            extra["rate_hz"] = round((published - 1) / ((last_t - bag0) / 1e9), 3)
         end = time.perf_counter() + cfg.grace_s
         while time.perf_counter() < end and len(tally.predicted) < published:
             if proc.returncode is not None:
@@ -287,9 +291,7 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
         while diagnostics and last_diag[0] < done_at and time.perf_counter() < end:
             time.sleep(0.02)
     finally:
-        if tally.first_publish is not None and tally.last_receive is not None:
-            span = tally.last_receive - tally.first_publish
-            state["fps"] = len(tally.latencies_ms) / span if span > 0 else None
+        state["fps"] = tally.output_fps()
         for status in diagnostics.values():
             if "backend" in status:
                 state["backend"] = status["backend"]

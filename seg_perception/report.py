@@ -194,7 +194,8 @@ def write_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequenc
         ("throughput (fps)", _fmt(metrics["fps"], ".1f")),
     ]
     if live and metrics.get("rate_hz"):
-        rows.append(("replay rate (Hz)", f"{metrics['rate_hz']:g}"))
+        rows.append((f"replay rate (Hz, {metrics.get('rate_source', 'recorded')})",
+                     f"{metrics['rate_hz']:g}"))
     nc = metrics.get("node_counters") or {}
     if live and nc:
         rows.append(("node's own count: received / published / dropped / lost",

@@ -207,7 +207,7 @@ def test_live_round_trip_through_the_node(tmp_path, tiny_onnx):
     assert m["confusion_matrix"] == direct_confusion(tiny_onnx, tmp_path / "bag_data").mat.tolist()
     lat = m["latency_ms"]
     assert 0 < lat["p50"] <= lat["max"] < 2000
-    assert 0 < m["fps"] < 12  # bounded by the 10 Hz replay
+    assert 6 < m["fps"] < 14  # about the 10 Hz replay rate: every frame answered
     assert m["backend"] == "onnxruntime"
     assert m["node_counters"]["received"] == m["node_counters"]["published"] == 8
     assert m["node_exit_code"] == 0  # stopped cleanly with SIGINT

@@ -113,6 +113,12 @@ def test_tally_live_latency_and_unexpected_masks():
     t.received(99, np.zeros((1, 2), np.uint8), 100.04)  # never published
     assert t.latencies_ms == [pytest.approx(25.0)]
     assert t.unexpected_masks == 2
+    assert t.output_fps() is None  # one mask: no rate yet
+    for i, stamp in enumerate((2, 3, 4)):
+        t.add_image(stamp)
+        t.published(stamp, 100.1 + 0.1 * i)
+        t.received(stamp, np.zeros((1, 2), np.uint8), 100.125 + 0.1 * i)
+    assert t.output_fps() == pytest.approx(3 / 0.3)  # 4 masks 0.1 s apart: 10 per second
 
 
 def test_metrics_absent_class_is_null_not_nan():
