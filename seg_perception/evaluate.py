@@ -369,7 +369,7 @@ class EvalConfig:
     model: Path
     image_topic: str = IMAGE_TOPIC
     label_topic: str = LABEL_TOPIC
-    backend: str = "onnxruntime"
+    backend: str = "auto"
     precision: str = "fp32"
     threads: int = 2
     live: bool = False
@@ -500,7 +500,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help=f"mono8 class-id Image topic (default {LABEL_TOPIC})")
     parser.add_argument("--model", type=Path, default=None,
                         help="seg_perception ONNX (default: the bundled model)")
-    parser.add_argument("--backend", choices=BACKENDS, default="onnxruntime")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="as the node's backend parameter (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--threads", type=int, default=2, help="inference threads")
     parser.add_argument("--live", action="store_true",

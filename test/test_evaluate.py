@@ -199,6 +199,7 @@ def test_live_round_trip_through_the_node(tmp_path, tiny_onnx):
     bag = make_bag(tmp_path, n=8)
     out = tmp_path / "live"
     m = evaluate(EvalConfig(bag=bag, out=out, model=tiny_onnx, live=True, rate=10.0,
+                            backend="onnxruntime",
                             qos_reliability="reliable", threads=1, overlays=2, progress=False))
     assert m["mode"] == "live" and m["complete"] is True
     assert m["frames"] == m["published"] == 8
