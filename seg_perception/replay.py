@@ -157,10 +157,14 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
     """Starts the node, waits for discovery, replays at the recorded timing (or ``cfg.rate``)
     and waits ``cfg.grace_s`` for the last masks. Fills ``state`` (fps, node details)."""
     env = prepare_ros_env(cfg)
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CompressedImage, Image
+    try:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image
+    except ImportError as exc:
+        raise RuntimeError(f"--live needs ROS 2 (rclpy, sensor_msgs): {exc}; source a ROS 2 "
+                           "install or use the project's .venv") from exc
 
     model = Path(cfg.model).resolve()
     transport = "compressed" if bag.compressed else "raw"
