@@ -17,6 +17,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/engines", [f for f in glob("engines/*") if not f.endswith(".md")
                                       and not f.endswith("cache")]),
+        (f"share/{PACKAGE}/data/camvid_sample", glob("data/camvid_sample/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

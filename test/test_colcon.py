@@ -43,7 +43,7 @@ def test_install_layout(install):
                 "config/fastdds_shm.xml"):
         assert (share / rel).is_file(), rel
     for f in tracked():
-        if f.startswith("engines/") and not f.endswith(".md"):
+        if f.startswith(("engines/", "data/")) and not f.endswith(".md"):
             assert (share / f).is_file(), f
     node = install / "lib" / "seg_perception" / "segmentation_node"
     assert node.is_file() and os.access(node, os.X_OK)
