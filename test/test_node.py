@@ -149,10 +149,12 @@ def test_burst_leaves_no_backlog(tiny_onnx, rng):
         totals = dict(node.stats.totals)
         time.sleep(0.5)
         assert rec.count("/segmentation/mask") == totals["published"]  # nothing trickles in later
-        assert done < 0.5, f"backlog drained {done:.2f} s after the burst"
+        # A queue would take seconds to drain (~12 frames/s); the slot holds at most one frame.
+        assert done < 1.5, f"backlog drained {done:.2f} s after the burst"
         # Keep-last-1 input: frames the executor has not taken yet are replaced in the reader too.
         assert totals["received"] >= 150, totals
-        assert totals["dropped"] > 100, totals  # it skipped frames instead of queueing them
+        assert totals["published"] <= 10.5 / 0.08 + 2, totals  # no more than it can serve
+        assert totals["dropped"] > 0.3 * totals["received"], totals  # skipped, not queued
         last = stamp_ns(rec.msgs["/segmentation/mask"][-1][1])
         assert last >= 1_000 + 297, "the newest frames must be the ones served"
         node.close()
