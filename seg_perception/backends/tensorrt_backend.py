@@ -147,8 +147,10 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
         runtime.DLA_core = int(dla_core)
     with tempfile.TemporaryDirectory(prefix="seg_trt_") as work:
         plan = plan_build(info, precision, size, trt.__version__, dla_core, work)  # type: ignore[arg-type]
-        key = engine_key(info, plan.network_onnx, precision, plan.input_shape, dla_core,
-                         trt.__version__, gpu)
+        # A network converted here (fp16) is a pure function of the model: key it by the model,
+        # so a converter's byte-level changes never force a rebuild.
+        net = info.path if plan.network_onnx.parent == Path(work) else plan.network_onnx
+        key = engine_key(info, net, precision, plan.input_shape, dla_core, trt.__version__, gpu)
         path = engine_dir / key.file_name(info.path.name.removesuffix(".onnx"))
 
         def build() -> bytes:

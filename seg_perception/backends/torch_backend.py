@@ -79,10 +79,12 @@ class TorchBackend:
         if device == "cpu":
             torch.set_num_threads(int(threads))
         net, _ = load_model(ck)
-        self.wrapper = ExportWrapper(net, with_logits=False).eval().to(self.device)
+        # channels_last: the NHWC frame is already laid out so, and on the CPU it is ~6x faster
+        # than NCHW for this depthwise-heavy net (no layout conversion around every conv).
+        self.wrapper = ExportWrapper(net, with_logits=False).eval().to(
+            self.device, memory_format=torch.channels_last)
         if device == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels
-            self.wrapper = self.wrapper.to(memory_format=torch.channels_last)
         self._torch = torch
 
     def infer(self, image: np.ndarray) -> np.ndarray:
