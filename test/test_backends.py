@@ -293,7 +293,6 @@ print("ROUNDTRIP", all(results) and len(results) == 5)
 def test_pycuda_buffers_across_threads_and_clean_exit():
     if importlib.util.find_spec("pycuda") is None:
         pytest.skip("pycuda not installed")
-    ok, why = tensorrt_available() if importlib.util.find_spec("tensorrt") else (True, "")
     try:
         import pycuda.driver as cuda
 
