@@ -147,6 +147,9 @@ def test_auto_picks_and_logs(model_dir):
         assert any("[requested auto/fp16]" in m for m in out)
         b.close()
         assert choose_backend("int8", model_dir / "seg.onnx")[:2] == ("onnxruntime", "fp32")
+        only_log: list[str] = []  # the node passes only its info logger: warnings land there
+        create_backend(model_dir / "seg.onnx", "auto", "fp16", log=only_log.append).close()
+        assert any(m.startswith("WARNING: backend auto") for m in only_log)
     assert set(BACKENDS) == {"auto", "tensorrt", "onnxruntime", "torch"}
 
 

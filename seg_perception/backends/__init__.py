@@ -100,8 +100,11 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
-    log: Log = options.pop("log", None) or _log.info  # type: ignore[assignment]
-    warn: Log = options.pop("warn", None) or _log.warning  # type: ignore[assignment]
+    given_log = options.pop("log", None)
+    log: Log = given_log or _log.info  # type: ignore[assignment]
+    # With only ``log`` given (the node's info logger), warnings go there too, marked.
+    warn: Log = options.pop("warn", None) or (  # type: ignore[assignment]
+        (lambda m: log(f"WARNING: {m}")) if given_log else _log.warning)
     input_size = options.pop("input_size", None)
     engine_dir = options.pop("engine_dir", None)
     force_rebuild = bool(options.pop("force_rebuild", False))
