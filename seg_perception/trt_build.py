@@ -7,8 +7,8 @@
   precision carried by the ONNX itself: fp16-converted, or the Q/DQ model.
 
 The input shape is fixed at the node's input size (one optimisation profile, min = opt = max),
-which gives the fastest engine. Only the functions named ``build_*`` and ``gpu_identity`` import
-tensorrt/pycuda; the rest is plain Python and tested on a CPU.
+which gives the fastest engine. Only ``build_serialized`` and the TensorRT callback classes import
+tensorrt; the rest is plain Python and tested on a CPU.
 """
 
 from __future__ import annotations
@@ -101,16 +101,6 @@ def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt
 
 
 # -- TensorRT from here on ------------------------------------------------------------------------
-def gpu_identity(device: int = 0) -> tuple[str, str]:
-    """(GPU name, compute capability 'major.minor') through pycuda, as used in the engine key."""
-    import pycuda.driver as cuda
-
-    cuda.init()
-    dev = cuda.Device(device)
-    major, minor = dev.compute_capability()
-    return dev.name(), f"{major}.{minor}"
-
-
 def make_progress_monitor(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / IProgressMonitor
     """A tqdm bar per builder phase (TensorRT >= 10), nested under its parent phase."""
     import threading
