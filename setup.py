@@ -25,7 +25,6 @@ setup(
     maintainer_email="seg-perception@example.com",
     description="Real-time semantic segmentation node with drivable-area and obstacle masks.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             f"segmentation_node = {PACKAGE}.node:main",
