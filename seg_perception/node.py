@@ -108,8 +108,9 @@ class SegmentationNode(Node):
                              _T.PARAMETER_STRING))
         d("backend", "auto", _desc(f"inference backend: {', '.join(BACKENDS)}",
                                    _T.PARAMETER_STRING))
-        d("precision", "fp32", _desc(f"{', '.join(PRECISIONS)} (int8 and fp16 need tensorrt "
-                                     "or a GPU)", _T.PARAMETER_STRING))
+        d("precision", "fp32", _desc(f"{', '.join(PRECISIONS)}: int8 runs the calibrated Q/DQ "
+                                     "model (tensorrt, onnxruntime); fp16 needs a GPU",
+                                     _T.PARAMETER_STRING))
         d("input_size", [0, 0], _desc("[height, width] the model runs at; [0, 0]: the model's "
                                       "training size", _T.PARAMETER_INTEGER_ARRAY))
         d("threads", 2, _desc("CPU threads for onnxruntime/torch", _T.PARAMETER_INTEGER,
@@ -158,11 +159,16 @@ class SegmentationNode(Node):
             backend = create_backend(
                 cfg.model, cfg.backend, cfg.precision, cfg.threads, input_size=size,
                 engine_dir=cfg.engine_dir or None, force_rebuild=cfg.force_rebuild,
-                dla_core=cfg.dla_core, log=self.get_logger().info)
+                dla_core=cfg.dla_core, log=self.get_logger().info,
+                warn=self.get_logger().warning)
         except FileNotFoundError as exc:
             raise ConfigError("model", str(exc)) from exc
-        except ValueError as exc:
-            raise ConfigError("backend", str(exc)) from exc
+        except (ValueError, RuntimeError) as exc:
+            # Name the parameter the backend complained about (precision, input_size, ...).
+            text = str(exc)
+            param = next((n for n in ("precision", "input_size", "engine_dir", "dla_core",
+                                      "threads") if n in text), "backend")
+            raise ConfigError(param, text) from exc
         return cfg, Segmenter(backend, size)
 
     # -- callbacks (executor thread): keep the newest frame only -----------------------------
