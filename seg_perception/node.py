@@ -7,7 +7,6 @@ Run: ``python -m seg_perception.node --ros-args --params-file config/segmentatio
 
 from __future__ import annotations
 
-import array
 import sys
 import threading
 import time
@@ -34,8 +33,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from .backends import BACKENDS, PRECISIONS, create_backend
 from .codec import FrameError, decode_compressed, decode_raw
 from .config import OUTPUTS, RELIABILITIES, TRANSPORTS, ConfigError, NodeConfig, validate
-from .masks import apply_lut, apply_lut_fast, colour_at, group_lut, overlay
 from .modelinfo import default_model_path, read_model_info
+from .outputs import OutputRenderer
 from .pipeline import Segmenter
 from .slot import LatestSlot
 from .stats import NodeStats
@@ -64,9 +63,8 @@ class SegmentationNode(Node):
         super().__init__(NODE_NAME, **kwargs)  # type: ignore[arg-type]
         self.cfg, self.segmenter = self._configure()
         info = self.segmenter.backend.info
-        self._palette = info.classes.palette_array()
-        self._drivable_lut = group_lut(self.cfg.drivable_ids)
-        self._obstacle_lut = group_lut(self.cfg.obstacle_ids)
+        self._renderer = OutputRenderer(info.classes.palette_array(), self.cfg.drivable_ids,
+                                        self.cfg.obstacle_ids)
         self.stats = NodeStats()
         self._slot: LatestSlot[Frame] = LatestSlot()
 
@@ -197,8 +195,8 @@ class SegmentationNode(Node):
                 log.error(f"bad frame on {self._sub.topic_name}: {exc}", throttle_duration_sec=5.0)
                 continue
             try:
-                ids = self.segmenter.predict(rgb)
-                self._publish(frame.msg.header, rgb, ids)
+                small_ids = self.segmenter.infer_small(rgb)
+                self._publish(frame.msg.header, rgb, small_ids)
             except Exception as exc:  # noqa: BLE001 - a backend fault must not kill the worker
                 self.stats.count("errors")
                 log.error(f"inference failed: {type(exc).__name__}: {exc}",
@@ -212,39 +210,20 @@ class SegmentationNode(Node):
             return decode_compressed(msg.format, msg.data)
         return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
-    def _wanted(self, name: str) -> bool:
-        pub = self._pubs.get(name)
-        return pub is not None and pub.get_subscription_count() > 0
-
-    def _publish(self, header: object, rgb: np.ndarray, ids: np.ndarray) -> None:
-        if self._wanted("mask"):
-            self._send("mask", header, ids, "mono8")
-        if self._wanted("drivable"):
-            self._send("drivable", header, apply_lut_fast(ids, self._drivable_lut), "mono8")
-        if self._wanted("obstacles"):
-            self._send("obstacles", header, apply_lut_fast(ids, self._obstacle_lut), "mono8")
-        want_overlay = self._wanted("overlay")
-        if self._wanted("color") or want_overlay:
-            small = self.segmenter.last_small_ids
-            colour = (colour_at(small, self._palette, ids.shape) if small is not None
-                      else apply_lut(ids, self._palette))
-            if self._wanted("color"):
-                self._send("color", header, colour, "rgb8")
-            if want_overlay:
-                alpha = float(self.get_parameter("overlay_alpha").value)
-                self._send("overlay", header, overlay(rgb, colour, alpha), "rgb8")
-
-    def _send(self, name: str, header: object, img: np.ndarray, encoding: str) -> None:
-        msg = Image()
-        msg.header = header
-        msg.height, msg.width = img.shape[:2]
-        msg.encoding = encoding
-        msg.is_bigendian = 0
-        msg.step = img.shape[1] * (3 if img.ndim == 3 else 1)
-        data = array.array("B")
-        data.frombytes(np.ascontiguousarray(img).data)
-        msg.data = data
-        self._pubs[name].publish(msg)
+    def _publish(self, header: object, rgb: np.ndarray, small_ids: np.ndarray) -> None:
+        wanted = [name for name, pub in self._pubs.items() if pub.get_subscription_count() > 0]
+        if not wanted:
+            return
+        alpha = float(self.get_parameter("overlay_alpha").value) if "overlay" in wanted else 0.5
+        views = self._renderer.render(wanted, small_ids, rgb, alpha)
+        for name, view in views.items():
+            msg = Image()
+            msg.header = header
+            msg.height, msg.width = view.shape[:2]
+            msg.encoding = "rgb8" if view.ndim == 3 else "mono8"
+            msg.step = view.strides[0]
+            msg.data = self._renderer.buffers[name].data
+            self._pubs[name].publish(msg)
 
     # -- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

@@ -36,17 +36,19 @@ class Segmenter:
         if len(self.input_size) != 2 or min(self.input_size) < 16:
             raise ValueError(f"input_size must be [height, width] >= 16, got {self.input_size}")
         self.last_backend_s = 0.0
-        self.last_small_ids: np.ndarray | None = None  # ids at the model's size, for cheap colour
 
     @property
     def classes(self):  # noqa: ANN201 - ClassSet, kept light
         return self.backend.info.classes
 
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """Ids at the frame's size; ``last_backend_s`` keeps the backend's own share of the time."""
+    def infer_small(self, rgb: np.ndarray) -> np.ndarray:
+        """Ids at the model's input size; ``last_backend_s`` keeps the backend's own time."""
         x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         ids = self.backend.infer(x)
         self.last_backend_s = time.perf_counter() - t0
-        self.last_small_ids = ids
-        return resize_ids(ids, rgb.shape[:2])
+        return ids
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """Ids at the frame's size."""
+        return resize_ids(self.infer_small(rgb), rgb.shape[:2])

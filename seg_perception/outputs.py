@@ -1,0 +1,78 @@
+"""Rendering the node's outputs straight into the byte buffers its messages carry.
+
+Each output keeps one ``array.array`` (the type rclpy takes for ``Image.data`` without a
+per-element check) and a NumPy view onto it. Outputs are computed from the ids at the model's
+size and enlarged with nearest-neighbour resizing directly into that view, so a frame costs one
+write per output and no extra copies; rclpy copies the bytes during ``publish``, so the buffer is
+free for the next frame when ``publish`` returns.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from .masks import apply_lut, group_lut
+
+MONO = ("mask", "drivable", "obstacles")
+COLOUR = ("color", "overlay")
+
+
+class MessageBuffer:
+    """A reusable message payload; reallocated only when the frame size changes."""
+
+    def __init__(self) -> None:
+        self.data = array.array("B")
+        self.array = np.zeros((0,), np.uint8)
+
+    def view(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.array.shape != shape:
+            self.array = np.zeros((0,), np.uint8)  # drop the old export before reallocating
+            self.data = array.array("B", bytes(int(np.prod(shape))))
+            self.array = np.frombuffer(self.data, np.uint8).reshape(shape)
+        return self.array
+
+
+def _enlarge(src: np.ndarray, dst: np.ndarray) -> None:
+    if src.shape == dst.shape:
+        np.copyto(dst, src)
+    else:
+        cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_NEAREST)
+
+
+class OutputRenderer:
+    def __init__(self, palette: np.ndarray, drivable_ids: Iterable[int],
+                 obstacle_ids: Iterable[int]) -> None:
+        self.palette = palette
+        self.luts = {"drivable": group_lut(drivable_ids), "obstacles": group_lut(obstacle_ids)}
+        self.buffers = {name: MessageBuffer() for name in (*MONO, *COLOUR)}
+        self._scratch = MessageBuffer()
+
+    def render(self, wanted: Iterable[str], small_ids: np.ndarray, rgb: np.ndarray,
+               alpha: float = 0.5) -> dict[str, np.ndarray]:
+        """Fills the buffers of the ``wanted`` outputs for one frame; returns their views.
+
+        ``small_ids`` are class ids at the model's size, ``rgb`` the camera frame (output size).
+        """
+        h, w = rgb.shape[:2]
+        out: dict[str, np.ndarray] = {}
+        wanted = set(wanted)
+        for name in MONO:
+            if name in wanted:
+                src = small_ids if name == "mask" else cv2.LUT(small_ids, self.luts[name])
+                dst = self.buffers[name].view((h, w))
+                _enlarge(src, dst)
+                out[name] = dst
+        if wanted & set(COLOUR):
+            colour = (self.buffers["color"] if "color" in wanted else self._scratch).view((h, w, 3))
+            _enlarge(apply_lut(small_ids, self.palette), colour)
+            if "color" in wanted:
+                out["color"] = colour
+            if "overlay" in wanted:
+                dst = self.buffers["overlay"].view((h, w, 3))
+                cv2.addWeighted(colour, float(alpha), rgb, 1.0 - float(alpha), 0.0, dst=dst)
+                out["overlay"] = dst
+        return out

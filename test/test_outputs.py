@@ -1,0 +1,49 @@
+"""Outputs rendered into reusable message buffers equal the straightforward full-size versions."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from seg_perception.classes import CAMVID
+from seg_perception.outputs import OutputRenderer
+
+
+def setup(rng):
+    small = cv2.resize(rng.integers(0, 11, (6, 8), dtype=np.uint8), (128, 96),
+                       interpolation=cv2.INTER_NEAREST)
+    rgb = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    r = OutputRenderer(CAMVID.palette_array(), [3], [8, 9, 10, 2, 7, 6])
+    return small, rgb, r
+
+
+def test_every_output_matches_full_size_reference(rng):
+    small, rgb, r = setup(rng)
+    out = r.render(["mask", "color", "overlay", "drivable", "obstacles"], small, rgb, 0.3)
+    ids = cv2.resize(small, (400, 300), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(out["mask"], ids)
+    np.testing.assert_array_equal(out["drivable"], (ids == 3) * 255)
+    np.testing.assert_array_equal(out["obstacles"], np.isin(ids, [8, 9, 10, 2, 7, 6]) * 255)
+    colour = CAMVID.palette_array()[ids]
+    np.testing.assert_array_equal(out["color"], colour)
+    np.testing.assert_array_equal(out["overlay"], cv2.addWeighted(colour, 0.3, rgb, 0.7, 0))
+
+
+def test_views_are_the_message_buffers_and_are_reused(rng):
+    small, rgb, r = setup(rng)
+    first = r.render(["mask", "overlay"], small, rgb)
+    data = r.buffers["mask"].data
+    assert bytes(data) == first["mask"].tobytes()  # the view writes into what gets published
+    assert set(first) == {"mask", "overlay"}  # colour went to scratch, not published
+    second = r.render(["mask"], np.zeros_like(small), rgb)
+    assert r.buffers["mask"].data is data  # same size: no reallocation
+    assert bytes(data) == bytes(len(data)) and second["mask"].max() == 0
+    r.render(["mask"], small, rgb[:100, :200])
+    assert len(r.buffers["mask"].data) == 100 * 200  # a new frame size gets a new buffer
+
+
+def test_same_size_frames_copy_instead_of_resizing(rng):
+    small, _, r = setup(rng)
+    rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    out = r.render(["mask", "color"], small, rgb)
+    np.testing.assert_array_equal(out["mask"], small)
