@@ -122,3 +122,18 @@ def test_segmenter_returns_ids_at_frame_size(tiny_onnx, rng):
     assert set(np.unique(resize_ids(ids, (50, 75)))) <= set(np.unique(ids))
     with pytest.raises(ValueError, match="input_size"):
         Segmenter(seg.backend, (8, 8))
+
+
+def test_node_runtime_imports_stay_light(tiny_onnx):
+    """The node on ONNX Runtime must not pay for torch (or matplotlib) at start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys, seg_perception.node\n"
+            "from seg_perception.backends import create_backend\n"
+            f"create_backend({str(tiny_onnx)!r}, 'onnxruntime').infer("
+            "__import__('numpy').zeros((96, 128, 3), 'uint8'))\n"
+            "heavy = [m for m in ('torch', 'matplotlib', 'tensorrt') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
