@@ -9,7 +9,6 @@ needs nothing but the file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_model
+from .modelinfo import file_sha256
 
 INPUT_NAME = "image"
 LABELS_NAME = "labels"
@@ -55,14 +55,6 @@ def onnx_metadata(meta: dict, checkpoint_sha256: str) -> dict[str, str]:
     }
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export_onnx(checkpoint: str | Path, out: str | Path, with_logits: bool = False,
                 opset: int = OPSET) -> Path:
     """Writes the ONNX atomically and returns its path."""
@@ -89,7 +81,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, with_logits: bool = Fal
                           output_names=outputs, dynamic_axes=dyn, opset_version=opset,
                           dynamo=False)
     m = onnx.load(str(tmp))
-    for k, v in onnx_metadata(meta, sha256_file(checkpoint)).items():
+    for k, v in onnx_metadata(meta, file_sha256(checkpoint)).items():
         entry = m.metadata_props.add()
         entry.key, entry.value = k, v
     m.producer_name = "seg_perception"

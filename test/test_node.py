@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -56,16 +57,29 @@ def make_node(ctx, model, **params) -> SegmentationNode:
     return SegmentationNode(context=ctx, parameter_overrides=overrides)
 
 
-def test_all_outputs_match_offline_pipeline(tiny_onnx, rng):
+@contextmanager
+def served(model, topics: dict, in_type=Image, in_topic="/camera/image_raw", in_qos=RELIABLE,
+           **params):
+    """A node in-process plus a peer publishing its input and recording ``topics``, discovered."""
     with ros_session() as (ctx, ex):
-        node = make_node(ctx, tiny_onnx, publish_overlay=True, overlay_alpha=0.4)
+        node = make_node(ctx, model, **params)
         peer = Node("peer", context=ctx)
         ex.add_node(node)
         ex.add_node(peer)
-        rec = Recorder(peer, {**OUT_TOPICS, "/diagnostics": DiagnosticArray})
-        pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
+        rec = Recorder(peer, topics)
+        pub = peer.create_publisher(in_type, in_topic, in_qos)
+        outs = [t.rsplit("/", 1)[1] for t in topics if t.startswith("/segmentation/")]
         assert wait_for(lambda: pub.get_subscription_count() > 0
-                        and all(p.get_subscription_count() > 0 for p in node._pubs.values()), 10)
+                        and all(node._pubs[o].get_subscription_count() > 0 for o in outs), 10)
+        try:
+            yield node, pub, rec
+        finally:
+            node.close()
+
+
+def test_all_outputs_match_offline_pipeline(tiny_onnx, rng):
+    topics = {**OUT_TOPICS, "/diagnostics": DiagnosticArray}
+    with served(tiny_onnx, topics, publish_overlay=True, overlay_alpha=0.4) as (node, pub, rec):
         frames = [frame(rng) for _ in range(4)]
         for i, f in enumerate(frames):
             pub.publish(image_msg(f, "rgb8", 1_000_000_000 + i * 33_000_000, "cam_front"))
@@ -97,19 +111,10 @@ def test_all_outputs_match_offline_pipeline(tiny_onnx, rng):
         values = {kv.key: kv.value for kv in status.values}
         assert values["backend"] == "onnxruntime" and values["precision"] == "fp32"
         assert int(values["total_published"]) == 4
-        node.close()
 
 
 def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):
-    with ros_session() as (ctx, ex):
-        node = make_node(ctx, tiny_onnx)
-        peer = Node("peer", context=ctx)
-        ex.add_node(node)
-        ex.add_node(peer)
-        rec = Recorder(peer, {"/segmentation/drivable": Image})
-        pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
-        assert wait_for(lambda: pub.get_subscription_count() > 0
-                        and node._pubs["drivable"].get_subscription_count() > 0, 10)
+    with served(tiny_onnx, {"/segmentation/drivable": Image}) as (node, pub, rec):
         calls: list[list[str]] = []
         original = node._renderer.render
         node._renderer.render = lambda wanted, *a: (  # type: ignore[method-assign]
@@ -117,13 +122,11 @@ def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):
         pub.publish(image_msg(frame(rng), "rgb8", 5))
         assert wait_for(lambda: rec.count("/segmentation/drivable") == 1, 10)
         assert calls == [["drivable"]]
-        node.close()
 
 
 def test_burst_leaves_no_backlog(tiny_onnx, rng):
     """300 frames at 30 Hz, 480x360 rgb8, into a node slowed to ~12 fps: it must skip, not queue."""
-    with ros_session() as (ctx, ex):
-        node = make_node(ctx, tiny_onnx)
+    with served(tiny_onnx, {"/segmentation/mask": Image}, in_qos=BEST_EFFORT) as (node, pub, rec):
         slow = node.segmenter.infer_small
 
         def slow_predict(rgb):
@@ -131,13 +134,6 @@ def test_burst_leaves_no_backlog(tiny_onnx, rng):
             return slow(rgb)
 
         node.segmenter.infer_small = slow_predict  # type: ignore[method-assign]
-        peer = Node("peer", context=ctx)
-        ex.add_node(node)
-        ex.add_node(peer)
-        rec = Recorder(peer, {"/segmentation/mask": Image})
-        pub = peer.create_publisher(Image, "/camera/image_raw", BEST_EFFORT)
-        assert wait_for(lambda: pub.get_subscription_count() > 0
-                        and node._pubs["mask"].get_subscription_count() > 0, 10)
         img = frame(rng, 360, 480)
         t0 = time.monotonic()
         for i in range(300):
@@ -158,7 +154,6 @@ def test_burst_leaves_no_backlog(tiny_onnx, rng):
         assert totals["dropped"] > 0.3 * totals["received"], totals  # skipped, not queued
         last = stamp_ns(rec.msgs["/segmentation/mask"][-1][1])
         assert last >= 1_000 + 297, "the newest frames must be the ones served"
-        node.close()
 
 
 def _bad(f: np.ndarray, **fields) -> Image:
@@ -181,15 +176,8 @@ BAD = {
 
 
 def test_malformed_frames_do_not_stop_the_node(tiny_onnx, rng):
-    with ros_session() as (ctx, ex):
-        node = make_node(ctx, tiny_onnx, qos_reliability="reliable", qos_depth=10)
-        peer = Node("peer", context=ctx)
-        ex.add_node(node)
-        ex.add_node(peer)
-        rec = Recorder(peer, {"/segmentation/mask": Image})
-        pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
-        assert wait_for(lambda: pub.get_subscription_count() > 0
-                        and node._pubs["mask"].get_subscription_count() > 0, 10)
+    with served(tiny_onnx, {"/segmentation/mask": Image}, qos_reliability="reliable",
+                qos_depth=10) as (node, pub, rec):
         f = frame(rng)
         for n, (name, make) in enumerate(BAD.items(), start=1):
             pub.publish(make(f))
@@ -198,20 +186,12 @@ def test_malformed_frames_do_not_stop_the_node(tiny_onnx, rng):
             assert wait_for(lambda n=n: rec.count("/segmentation/mask") == n, 5), \
                 f"no output after {name}"
         assert node.stats.totals["errors"] == 0
-        node.close()
 
 
 def test_compressed_input_and_corrupt_jpeg(tiny_onnx, rng):
-    with ros_session() as (ctx, ex):
-        node = make_node(ctx, tiny_onnx, input_transport="compressed",
-                         qos_reliability="reliable", qos_depth=10)
-        peer = Node("peer", context=ctx)
-        ex.add_node(node)
-        ex.add_node(peer)
-        rec = Recorder(peer, {"/segmentation/mask": Image})
-        pub = peer.create_publisher(CompressedImage, "/camera/image_raw/compressed", RELIABLE)
-        assert wait_for(lambda: pub.get_subscription_count() > 0
-                        and node._pubs["mask"].get_subscription_count() > 0, 10)
+    with served(tiny_onnx, {"/segmentation/mask": Image}, CompressedImage,
+                in_topic="/camera/image_raw/compressed", input_transport="compressed",
+                qos_reliability="reliable", qos_depth=10) as (node, pub, rec):
         f = frame(rng)
         png = cv2.imencode(".png", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
         jpg = cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
@@ -226,7 +206,6 @@ def test_compressed_input_and_corrupt_jpeg(tiny_onnx, rng):
         assert wait_for(lambda: rec.count("/segmentation/mask") == 2, 10)
         first = arr(rec.msgs["/segmentation/mask"][0][1])
         np.testing.assert_array_equal(first, Segmenter(create_backend(tiny_onnx)).predict(f))
-        node.close()
 
 
 ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8"]
