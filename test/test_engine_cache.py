@@ -236,3 +236,17 @@ def test_build_plans_per_version_and_precision(tiny_onnx, tmp_path):
         assert strong.network_onnx == qdq and strong.flags == () and strong.strongly_typed
     finally:
         qdq.unlink()
+
+
+def test_atomic_write_keeps_normal_permissions(tmp_path):
+    import os
+
+    from seg_perception.engine_cache import atomic_write_bytes
+
+    umask = os.umask(0o022)
+    try:
+        p = atomic_write_bytes(tmp_path / "x.bin", b"abc")
+    finally:
+        os.umask(umask)
+    assert p.read_bytes() == b"abc"
+    assert (p.stat().st_mode & 0o777) == 0o644
