@@ -248,6 +248,7 @@ class SegmentationNode(Node):
             "latency_p50_ms": f"{r.latency_p50_ms:.2f}",
             "latency_p95_ms": f"{r.latency_p95_ms:.2f}",
             "backend_p50_ms": f"{r.backend_p50_ms:.2f}",
+            "node_overhead_p50_ms": f"{r.overhead_p50_ms:.2f}",
             "dropped": str(r.dropped), "bad_frames": str(r.bad), "lost": str(r.lost),
             "errors": str(r.errors),
             **{f"total_{k}": str(v) for k, v in r.totals.items()},

@@ -18,6 +18,7 @@ class WindowReport:
     latency_p95_ms: float
     backend_p50_ms: float  # the backend's own inference, without decode/resize/publish
     backend_p95_ms: float
+    overhead_p50_ms: float  # per frame: receipt-to-publish minus the backend's own time
     dropped: int  # in this window
     bad: int
     errors: int
@@ -63,4 +64,5 @@ class NodeStats:
             latency_p50_ms=float(p50), latency_p95_ms=float(p95),
             backend_p50_ms=float(np.percentile(inf, 50) * 1e3) if inf else float("nan"),
             backend_p95_ms=float(np.percentile(inf, 95) * 1e3) if inf else float("nan"),
+            overhead_p50_ms=float(np.median(np.subtract(lat, inf)) * 1e3) if lat else float("nan"),
             dropped=w["dropped"], bad=w["bad"], errors=w["errors"], lost=w["lost"], totals=totals)
