@@ -25,7 +25,7 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fa
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import rclpy  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from seg_perception.modelinfo import default_model_path  # noqa: E402
@@ -68,7 +68,7 @@ def run(model: str, h: int, w: int, frames: int, rate: float, threads: int,
     node = SegmentationNode(context=ctx, parameter_overrides=[
         Parameter("model", value=model), Parameter("threads", value=threads),
         Parameter("backend", value="onnxruntime"), Parameter("diagnostics_period", value=3600.0)])
-    ex = MultiThreadedExecutor(num_threads=2, context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)  # as rclpy.spin(node) in the node's main()
     ex.add_node(node)
     spin = threading.Thread(target=ex.spin, daemon=True)
     spin.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -28,10 +28,12 @@ BEST_EFFORT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 
 
 @contextmanager
-def ros_session() -> Iterator[tuple[Context, MultiThreadedExecutor]]:
+def ros_session() -> Iterator[tuple[Context, SingleThreadedExecutor]]:
     ctx = Context()
     rclpy.init(context=ctx)
-    ex = MultiThreadedExecutor(num_threads=2, context=ctx)
+    # Callbacks here only store messages; one thread does (rclpy's multi-threaded executor
+    # can busy-spin while a callback runs, starving the node's worker of the GIL).
+    ex = SingleThreadedExecutor(context=ctx)
     t = threading.Thread(target=ex.spin, daemon=True)
     t.start()
     try:
