@@ -33,7 +33,7 @@ from seg_perception.node import SegmentationNode  # noqa: E402
 
 CAMERA = textwrap.dedent("""
     import sys, time, array
-    import numpy as np, cv2, rclpy
+    import numpy as np, cv2, rclpy, rclpy.executors
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
     h, w, n, rate = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
@@ -45,7 +45,10 @@ CAMERA = textwrap.dedent("""
     for o in sys.argv[5].split(","):
         node.create_subscription(Image, f"/segmentation/{o}", lambda m: None,
                                  qos_profile_sensor_data)
-    threading.Thread(target=rclpy.spin, args=(node,), daemon=True).start()
+    ex = rclpy.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    spin = threading.Thread(target=ex.spin)
+    spin.start()
     while pub.get_subscription_count() == 0:
         time.sleep(0.05)
     time.sleep(1.0)
@@ -57,6 +60,10 @@ CAMERA = textwrap.dedent("""
         msg.header.stamp = node.get_clock().now().to_msg()
         pub.publish(msg)
         time.sleep(1.0 / rate)
+    time.sleep(0.5)
+    ex.shutdown()
+    spin.join()
+    node.destroy_node()
     rclpy.shutdown()
 """)
 
