@@ -7,6 +7,7 @@ Run: ``python -m seg_perception.node --ros-args --params-file config/segmentatio
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -281,13 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     except KeyboardInterrupt:
         pass
-    except Exception as exc:  # noqa: BLE001 - rclpy raises ExternalShutdownException on SIGTERM
-        if type(exc).__name__ != "ExternalShutdownException":
+    except Exception:  # noqa: BLE001
+        # SIGINT/SIGTERM shut the context down; spin (or its start, if the signal came first)
+        # then raises ExternalShutdownException or an RCLError. Only a live context means a fault.
+        if rclpy.ok():
             raise
     finally:
         if node is not None:
             node.close()
-            node.destroy_node()
+            with contextlib.suppress(Exception):  # after a signal the context may be gone
+                node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
     return code

@@ -49,6 +49,7 @@ def test_install_layout(install):
     assert node.is_file() and os.access(node, os.X_OK)
 
 
+@pytest.mark.ros
 def test_installed_node_starts_from_install_space(install, tmp_path):
     if "engines/seglite_camvid.onnx" not in tracked():
         pytest.skip("no bundled model committed in engines/")
@@ -67,4 +68,5 @@ def test_installed_node_starts_from_install_space(install, tmp_path):
         assert str(install / "share" / "seg_perception" / "engines") in line
     finally:
         proc.send_signal(2)
-        assert proc.wait(timeout=15) == 0
+        rest = proc.communicate(timeout=15)[0]
+    assert proc.returncode == 0, rest
