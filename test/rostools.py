@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -101,12 +102,18 @@ def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> bo
     return pred()
 
 
+def default_sigint() -> None:
+    """Popen preexec_fn: Ctrl-C as in a terminal. A suite started in the background by a
+    non-interactive shell inherits SIGINT ignored; Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_node_process(*ros_args: str, timeout: float = 60.0) -> subprocess.Popen[str]:
     """``python -m seg_perception.node`` as users run it; returns once it logged 'ready'."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "seg_perception.node", "--ros-args", *ros_args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     lines: list[str] = []
     end = time.monotonic() + timeout
     assert proc.stdout is not None

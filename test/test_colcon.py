@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rostools import ROOT
+from rostools import ROOT, default_sigint
 
 COLCON = Path(sys.executable).parent / "colcon"
 
@@ -58,7 +58,7 @@ def test_installed_node_starts_from_install_space(install, tmp_path):
                PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([str(install / "lib" / "seg_perception" / "segmentation_node")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
     try:
         line = ""
         for line in proc.stdout:  # type: ignore[union-attr]

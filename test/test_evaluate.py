@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from evaltools import START_NS, make_bag, make_dataset
+from rostools import default_sigint
 from seg_perception.bag import (
     IMAGE_TYPE,
     image_message,
@@ -237,7 +238,8 @@ def test_live_interrupted_writes_partial_results(tmp_path, tiny_onnx):
     proc = subprocess.Popen(
         [sys.executable, "-m", "seg_perception", "evaluate", "--bag", str(bag), "--out",
          str(out), "--model", str(tiny_onnx), "--live", "--rate", "4", "--threads", "1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=default_sigint)
     log = out / "node.log"
     end = time.monotonic() + 60
     while time.monotonic() < end and not (log.is_file() and "ready" in log.read_text()):
