@@ -1,4 +1,4 @@
-"""Decoding sensor_msgs/Image and CompressedImage payloads to RGB, and encoding outputs.
+"""Decoding sensor_msgs/Image and CompressedImage payloads to RGB.
 
 Plain functions on fields (encoding, size, step, bytes) so they are tested without ROS. Every
 failure is a ``FrameError`` with a message fit for a throttled log line.
@@ -91,17 +91,3 @@ def decode_compressed(fmt: str, data: object) -> np.ndarray:
         raise FrameError(f"corrupt {fmt or 'compressed'} data ({buf.size} bytes)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
-
-def encode_raw(img: np.ndarray, encoding: str) -> tuple[int, int, int, np.ndarray]:
-    """(height, width, step, contiguous array) for an output Image; the inverse for rgb8/mono8."""
-    if encoding == "rgb8":
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"rgb8 needs H x W x 3, got {img.shape}")
-    elif encoding == "mono8":
-        if img.ndim != 2:
-            raise ValueError(f"mono8 needs H x W, got {img.shape}")
-    else:
-        raise ValueError(f"cannot encode {encoding!r}")
-    a = np.ascontiguousarray(img, dtype=np.uint8)
-    h, w = a.shape[:2]
-    return h, w, a.strides[0], a

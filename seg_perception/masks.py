@@ -24,6 +24,7 @@ def apply_lut(ids: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -
     return np.take(lut, ids, axis=0, out=out)
 
 
-def overlay(rgb: np.ndarray, colour: np.ndarray, alpha: float) -> np.ndarray:
+def overlay(rgb: np.ndarray, colour: np.ndarray, alpha: float,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Colours blended over the camera image; alpha is the colour's weight."""
-    return cv2.addWeighted(colour, float(alpha), rgb, 1.0 - float(alpha), 0.0)
+    return cv2.addWeighted(colour, float(alpha), rgb, 1.0 - float(alpha), 0.0, dst=out)

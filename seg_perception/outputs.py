@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from .masks import apply_lut, group_lut
+from .masks import apply_lut, group_lut, overlay
 
 MONO = ("mask", "drivable", "obstacles")
 COLOUR = ("color", "overlay")
@@ -73,6 +73,5 @@ class OutputRenderer:
                 out["color"] = colour
             if "overlay" in wanted:
                 dst = self.buffers["overlay"].view((h, w, 3))
-                cv2.addWeighted(colour, float(alpha), rgb, 1.0 - float(alpha), 0.0, dst=dst)
-                out["overlay"] = dst
+                out["overlay"] = overlay(rgb, colour, alpha, out=dst)
         return out

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.codec import FrameError, decode_compressed, decode_raw, encode_raw
+from seg_perception.codec import FrameError, decode_compressed, decode_raw
 
 
 @pytest.fixture()
@@ -120,9 +120,3 @@ def test_bad_compressed_frames(rgb):
     with pytest.raises(FrameError, match="unsupported compressed format"):
         decode_compressed("theora", jpg)
 
-
-def test_encode_raw_round_trip(rgb):
-    h, w, step, a = encode_raw(rgb, "rgb8")
-    np.testing.assert_array_equal(decode_raw("rgb8", h, w, step, a.tobytes()), rgb)
-    with pytest.raises(ValueError):
-        encode_raw(rgb, "mono8")

@@ -1,5 +1,9 @@
 """The shipped Fast DDS profile carries 480x360 rgb8 frames (over 512 KB) between processes
-without best-effort loss. The publisher is a separate process, as a camera driver is."""
+without best-effort loss. The publisher is a separate process, as a camera driver is.
+
+Delivery alone does not prove the profile was applied (an idle machine may deliver fragmented
+UDP intact), so the test also checks the publisher's shared-memory segment: 16 MB with the
+profile, 512 KB without."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from rclpy.node import Node
@@ -43,6 +48,13 @@ PUBLISHER = textwrap.dedent("""
 """)
 
 
+def shm_segments() -> dict[str, int]:
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm on this system")
+    return {p.name: p.stat().st_size for p in shm.glob("fastdds_*") if not p.name.endswith("_el")}
+
+
 def test_large_frames_arrive_with_shipped_profile():
     n = 90
     # PUBLISHER_PROFILE=other.xml compares another profile for the camera side.
@@ -55,12 +67,17 @@ def test_large_frames_arrive_with_shipped_profile():
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=n,
                          reliability=ReliabilityPolicy.BEST_EFFORT)
         rec = Recorder(peer, {"/camera/image_raw": Image}, qos)
+        before = set(shm_segments())
         proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(n)], env=env)
         try:
             wait_for(lambda: rec.count("/camera/image_raw") >= n, 30)
+            # the publisher is still alive (it sleeps 1 s after its last frame)
+            new = {p: s for p, s in shm_segments().items() if p not in before}
             wait_for(lambda: proc.poll() is not None, 10)
         finally:
             proc.kill()
+        assert new, "the publisher created no Fast DDS shared-memory segment"
+        assert max(new.values()) >= 16 << 20, f"segments {new}: profile not applied"
         got = rec.count("/camera/image_raw")
         print(f"best-effort 480x360 rgb8 frames received: {got}/{n}")
         assert got >= n - 1, f"lost {n - got} of {n} frames with the shipped profile"
