@@ -10,7 +10,7 @@ free for the next frame when ``publish`` returns.
 from __future__ import annotations
 
 import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -53,25 +53,30 @@ class OutputRenderer:
 
     def render(self, wanted: Iterable[str], small_ids: np.ndarray, rgb: np.ndarray,
                alpha: float = 0.5) -> dict[str, np.ndarray]:
-        """Fills the buffers of the ``wanted`` outputs for one frame; returns their views.
+        """Fills the buffers of the ``wanted`` outputs for one frame; returns their views."""
+        return dict(self.iter_render(wanted, small_ids, rgb, alpha))
+
+    def iter_render(self, wanted: Iterable[str], small_ids: np.ndarray, rgb: np.ndarray,
+                    alpha: float = 0.5) -> Iterator[tuple[str, np.ndarray]]:
+        """Renders the ``wanted`` outputs one at a time, planner outputs first.
 
         ``small_ids`` are class ids at the model's size, ``rgb`` the camera frame (output size).
+        Yielding lets the node publish the mask before it spends time on the colour images, so a
+        planner's latency does not include a visualisation's.
         """
         h, w = rgb.shape[:2]
-        out: dict[str, np.ndarray] = {}
         wanted = set(wanted)
         for name in MONO:
             if name in wanted:
                 src = small_ids if name == "mask" else cv2.LUT(small_ids, self.luts[name])
                 dst = self.buffers[name].view((h, w))
                 _enlarge(src, dst)
-                out[name] = dst
+                yield name, dst
         if wanted & set(COLOUR):
             colour = (self.buffers["color"] if "color" in wanted else self._scratch).view((h, w, 3))
             _enlarge(apply_lut(small_ids, self.palette), colour)
             if "color" in wanted:
-                out["color"] = colour
+                yield "color", colour
             if "overlay" in wanted:
                 dst = self.buffers["overlay"].view((h, w, 3))
-                out["overlay"] = overlay(rgb, colour, alpha, out=dst)
-        return out
+                yield "overlay", overlay(rgb, colour, alpha, out=dst)

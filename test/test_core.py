@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,7 +13,7 @@ from seg_perception.backends import create_backend
 from seg_perception.classes import CAMVID, ClassSet
 from seg_perception.config import ConfigError, validate
 from seg_perception.masks import apply_lut, group_lut, overlay
-from seg_perception.pipeline import Segmenter, resize_ids
+from seg_perception.pipeline import Segmenter, resize_ids, resize_rgb
 from seg_perception.slot import LatestSlot
 from seg_perception.stats import NodeStats
 
@@ -122,6 +123,27 @@ def test_segmenter_returns_ids_at_frame_size(tiny_onnx, rng):
     assert set(np.unique(resize_ids(ids, (50, 75)))) <= set(np.unique(ids))
     with pytest.raises(ValueError, match="input_size"):
         Segmenter(seg.backend, (8, 8))
+
+
+def test_resize_shrinks_like_an_area_filter(rng):
+    """The halving cascade must stay antialiased: close to INTER_AREA, far from plain bilinear."""
+    noise = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    texture = cv2.GaussianBlur(noise, (0, 0), 1.0)  # detail finer than the target's pixels
+    area = cv2.resize(texture, (480, 360), interpolation=cv2.INTER_AREA).astype(int)
+    ours = resize_rgb(texture, (360, 480))
+    assert ours.shape == (360, 480, 3) and ours.dtype == np.uint8
+    plain = cv2.resize(texture, (480, 360), interpolation=cv2.INTER_LINEAR).astype(int)
+    err, aliased = np.abs(ours - area).mean(), np.abs(plain - area).mean()
+    assert err < 0.3 * aliased, (err, aliased)
+    # An exact 2x shrink is a 2x2 box average (rounding aside).
+    half = resize_rgb(noise[:720, :960], (360, 480)).astype(int)
+    box = noise[:720, :960].reshape(360, 2, 480, 2, 3).astype(int).mean(axis=(1, 3))
+    assert np.abs(half - box).max() <= 1
+    # Growing and same size.
+    assert resize_rgb(noise[:90, :120], (360, 480)).shape == (360, 480, 3)
+    same = noise[:360, :480]
+    assert resize_rgb(same, (360, 480)) is same
+    assert resize_rgb(noise[:200, :900], (360, 480)).shape == (360, 480, 3)  # one axis grows
 
 
 def test_node_runtime_imports_stay_light(tiny_onnx):

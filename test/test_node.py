@@ -116,8 +116,8 @@ def test_all_outputs_match_offline_pipeline(tiny_onnx, rng):
 def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):
     with served(tiny_onnx, {"/segmentation/drivable": Image}) as (node, pub, rec):
         calls: list[list[str]] = []
-        original = node._renderer.render
-        node._renderer.render = lambda wanted, *a: (  # type: ignore[method-assign]
+        original = node._renderer.iter_render
+        node._renderer.iter_render = lambda wanted, *a: (  # type: ignore[method-assign]
             calls.append(sorted(wanted)), original(wanted, *a))[1]
         pub.publish(image_msg(frame(rng), "rgb8", 5))
         assert wait_for(lambda: rec.count("/segmentation/drivable") == 1, 10)

@@ -47,3 +47,11 @@ def test_same_size_frames_copy_instead_of_resizing(rng):
     rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
     out = r.render(["mask", "color"], small, rgb)
     np.testing.assert_array_equal(out["mask"], small)
+
+
+def test_planner_outputs_come_before_colour_images(rng):
+    """The node publishes each output as it is yielded: masks must not wait for colours."""
+    small, rgb, r = setup(rng)
+    order = [name for name, _ in r.iter_render(["overlay", "color", "obstacles", "mask",
+                                                "drivable"], small, rgb)]
+    assert order == ["mask", "drivable", "obstacles", "color", "overlay"]
