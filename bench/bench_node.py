@@ -1,16 +1,19 @@
 """Node overhead: receipt-to-publish latency minus the backend's own inference time.
 
 A separate process plays the camera (rgb8 frames at a rate the node can sustain, so nothing is
-dropped) and consumes all four default outputs; the node runs alone in this process with the
-chosen model. Prints a table; no pass/fail.
+dropped) and consumes the outputs of each setting; the node runs alone in this process with the
+chosen model. Prints a table; no pass/fail. ``--floor`` adds rows with parts of the node's work
+skipped, to show what receiving and publishing cost on their own.
 
-  python bench/bench_node.py [--model engines/seglite_camvid.onnx] [--frames 40] [--rate 4]
+  python bench/bench_node.py [--model engines/seglite_camvid.onnx] [--frames 60] [--rounds 3]
+  python bench/bench_node.py --floor --sizes 1920x1080 --outputs mask
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -24,6 +27,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds_shm.xml"))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
+import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -68,13 +72,39 @@ CAMERA = textwrap.dedent("""
 """)
 
 
+def strip_node(node: SegmentationNode, stage: str) -> None:
+    """For the floor rows only: skip parts of the node's work to see what the rest costs.
+
+    ``no-backend``: fixed ids instead of resize + inference (outputs still rendered and
+    published); ``publish-only``: also no rendering (the buffers go out as they are), which
+    leaves receiving, waking the worker and rclpy/Fast DDS publishing.
+    """
+    seg, renderer = node.segmenter, node._renderer
+    ids = np.random.default_rng(0).integers(0, 11, seg.input_size, dtype=np.uint8)
+
+    def fixed_ids(rgb: np.ndarray) -> np.ndarray:
+        seg.last_backend_s = 0.0
+        return ids
+
+    seg.infer_small = fixed_ids  # type: ignore[method-assign]
+    if stage == "publish-only":
+        def as_they_are(wanted, small_ids, rgb, alpha=0.5):  # noqa: ANN001, ANN202, ARG001
+            for name in wanted:
+                depth = (3,) if name in ("color", "overlay") else ()
+                yield name, renderer.buffers[name].view(rgb.shape[:2] + depth)
+
+        renderer.iter_render = as_they_are  # type: ignore[method-assign]
+
+
 def run(model: str, h: int, w: int, frames: int, rate: float, threads: int,
-        outputs: str = "mask,color,drivable,obstacles") -> dict:
+        outputs: str = "mask,color,drivable,obstacles", stage: str = "full") -> dict:
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = SegmentationNode(context=ctx, parameter_overrides=[
         Parameter("model", value=model), Parameter("threads", value=threads),
         Parameter("backend", value="onnxruntime"), Parameter("diagnostics_period", value=3600.0)])
+    if stage != "full":
+        strip_node(node, stage)
     ex = SingleThreadedExecutor(context=ctx)  # as rclpy.spin(node) in the node's main()
     ex.add_node(node)
     spin = threading.Thread(target=ex.spin, daemon=True)
@@ -105,22 +135,48 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--rate", type=float, default=4.0, help="camera Hz (below node capacity)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="runs per setting, interleaved; a shared VM drifts between runs")
+    p.add_argument("--sizes", nargs="+", default=["480x360", "1920x1080"])
+    p.add_argument("--floor", action="store_true",
+                   help="also run the node without resize + inference, and without rendering "
+                        "too, to show what receiving and publishing alone cost")
     p.add_argument("--outputs", nargs="+",
                    default=["mask,color,drivable,obstacles", "mask", "drivable,obstacles"],
                    help="output sets the consumer subscribes to, one run each")
     a = p.parse_args()
     print(f"node overhead benchmark: model={a.model}, onnxruntime CPU, {a.threads} threads, "
-          f"{os.cpu_count()} cores; camera and consumers in another process; "
-          f"overhead = receipt-to-publish minus backend time, median per frame")
-    print(f"{'frame':>10} {'outputs':>30} {'n':>4} {'drop':>4} {'e2e p50':>8} {'e2e p95':>8} "
-          f"{'backend p50':>11} {'overhead p50':>12} {'share':>6}")
-    for h, w in ((360, 480), (1080, 1920)):
-        for outputs in a.outputs:
-            r = run(a.model, h, w, a.frames, a.rate, a.threads, outputs)
-            over = r["overhead_p50"]
-            print(f"{r['size']:>10} {outputs:>30} {r['frames']:>4} {r['dropped']:>4} "
-                  f"{r['e2e_p50']:>6.1f}ms {r['e2e_p95']:>6.1f}ms {r['backend_p50']:>9.1f}ms "
-                  f"{over:>10.1f}ms {100 * over / r['e2e_p50']:>5.1f}%", flush=True)
+          f"{os.cpu_count()} cores; camera and consumers in another process; overhead = "
+          f"receipt-to-publish minus backend time, median per frame; {a.rounds} interleaved "
+          f"rounds, table = median over rounds (overhead range over rounds in brackets)")
+    stages = ["full", "no-backend", "publish-only"] if a.floor else ["full"]
+    settings = [(tuple(int(v) for v in size.split("x"))[::-1], outputs, stage)
+                for stage in stages for size in a.sizes for outputs in a.outputs]
+    runs: dict[int, list[dict]] = {i: [] for i in range(len(settings))}
+    for k in range(a.rounds):
+        for i, ((h, w), outputs, stage) in enumerate(settings):
+            r = run(a.model, h, w, a.frames, a.rate, a.threads, outputs, stage)
+            runs[i].append(r)
+            print(f"  round {k + 1}: {stage} {r['size']} {outputs}: e2e {r['e2e_p50']:.1f} ms, "
+                  f"backend {r['backend_p50']:.1f} ms, overhead {r['overhead_p50']:.2f} ms",
+                  flush=True)
+    print(f"{'stage':>12} {'frame':>10} {'outputs':>30} {'n':>4} {'drop':>4} {'e2e p50':>8} "
+          f"{'e2e p95':>8} {'backend p50':>11} {'overhead p50':>12} {'share':>6}  "
+          "overhead over rounds")
+    for i, (_, outputs, stage) in enumerate(settings):
+        rs = runs[i]
+
+        def med(key: str, rs: list[dict] = rs) -> float:
+            return float(statistics.median(r[key] for r in rs))
+
+        over = med("overhead_p50")
+        # Floor rows have no backend, so their share of their own latency says nothing.
+        share = f"{100 * over / med('e2e_p50'):.1f}%" if stage == "full" else "-"
+        spread = ", ".join(f"{r['overhead_p50']:.1f}" for r in rs)
+        print(f"{stage:>12} {rs[0]['size']:>10} {outputs:>30} {sum(r['frames'] for r in rs):>4} "
+              f"{sum(r['dropped'] for r in rs):>4} {med('e2e_p50'):>6.1f}ms "
+              f"{med('e2e_p95'):>6.1f}ms {med('backend_p50'):>9.1f}ms {over:>10.2f}ms "
+              f"{share:>6}  [{spread}]", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,22 @@ def apply_lut(ids: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -
     return np.take(lut, ids, axis=0, out=out)
 
 
+def packed_palette(palette: np.ndarray) -> np.ndarray:
+    """(256,) uint32 whose bytes are R, G, B, 0 on any byte order: one lookup per pixel."""
+    table = np.zeros((256, 4), np.uint8)
+    table[: len(palette), :3] = palette
+    return table.view(np.uint32).ravel()
+
+
+def colourize(ids: np.ndarray, packed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Class colours (H x W x 3) from ids through a ``packed_palette``.
+
+    One 4-byte lookup and a channel drop: half the time of indexing a (256, 3) table.
+    """
+    rgba = np.take(packed, ids).view(np.uint8).reshape(*ids.shape, 4)
+    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB, dst=out)
+
+
 def overlay(rgb: np.ndarray, colour: np.ndarray, alpha: float,
             out: np.ndarray | None = None) -> np.ndarray:
     """Colours blended over the camera image; alpha is the colour's weight."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from .masks import apply_lut, group_lut, overlay
+from .masks import colourize, group_lut, overlay, packed_palette
 
 MONO = ("mask", "drivable", "obstacles")
 COLOUR = ("color", "overlay")
@@ -47,6 +47,7 @@ class OutputRenderer:
     def __init__(self, palette: np.ndarray, drivable_ids: Iterable[int],
                  obstacle_ids: Iterable[int]) -> None:
         self.palette = palette
+        self._packed = packed_palette(palette)
         self.luts = {"drivable": group_lut(drivable_ids), "obstacles": group_lut(obstacle_ids)}
         self.buffers = {name: MessageBuffer() for name in (*MONO, *COLOUR)}
         self._scratch = MessageBuffer()
@@ -65,16 +66,24 @@ class OutputRenderer:
         planner's latency does not include a visualisation's.
         """
         h, w = rgb.shape[:2]
+        same = small_ids.shape == (h, w)  # model size == frame size: write the buffer directly
         wanted = set(wanted)
         for name in MONO:
             if name in wanted:
-                src = small_ids if name == "mask" else cv2.LUT(small_ids, self.luts[name])
                 dst = self.buffers[name].view((h, w))
-                _enlarge(src, dst)
+                if name == "mask":
+                    _enlarge(small_ids, dst)
+                elif same:
+                    cv2.LUT(small_ids, self.luts[name], dst=dst)
+                else:
+                    _enlarge(cv2.LUT(small_ids, self.luts[name]), dst)
                 yield name, dst
         if wanted & set(COLOUR):
             colour = (self.buffers["color"] if "color" in wanted else self._scratch).view((h, w, 3))
-            _enlarge(apply_lut(small_ids, self.palette), colour)
+            if same:
+                colourize(small_ids, self._packed, out=colour)
+            else:
+                _enlarge(colourize(small_ids, self._packed), colour)
             if "color" in wanted:
                 yield "color", colour
             if "overlay" in wanted:

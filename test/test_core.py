@@ -12,7 +12,7 @@ import pytest
 from seg_perception.backends import create_backend
 from seg_perception.classes import CAMVID, ClassSet
 from seg_perception.config import ConfigError, validate
-from seg_perception.masks import apply_lut, group_lut, overlay
+from seg_perception.masks import apply_lut, colourize, group_lut, overlay, packed_palette
 from seg_perception.pipeline import Segmenter, resize_ids, resize_rgb
 from seg_perception.slot import LatestSlot
 from seg_perception.stats import NodeStats
@@ -95,6 +95,12 @@ def test_masks():
     colour = apply_lut(ids, CAMVID.palette_array())
     assert colour.shape == (2, 3, 3)
     assert tuple(colour[0, 1]) == CAMVID.palette[3] and tuple(colour[1, 1]) == (0, 0, 0)
+    packed = packed_palette(CAMVID.palette_array())
+    np.testing.assert_array_equal(colourize(ids, packed), colour)
+    big = np.random.default_rng(0).integers(0, 256, (37, 53), dtype=np.uint8)
+    out = np.empty((37, 53, 3), np.uint8)
+    assert colourize(big, packed, out=out) is out
+    np.testing.assert_array_equal(out, CAMVID.palette_array()[big])
     rgb = np.full((2, 3, 3), 100, np.uint8)
     np.testing.assert_array_equal(overlay(rgb, colour, 0.0), rgb)
     np.testing.assert_array_equal(overlay(rgb, colour, 1.0), colour)

@@ -42,11 +42,18 @@ def test_views_are_the_message_buffers_and_are_reused(rng):
     assert len(r.buffers["mask"].data) == 100 * 200  # a new frame size gets a new buffer
 
 
-def test_same_size_frames_copy_instead_of_resizing(rng):
+def test_same_size_frames_are_written_without_resizing(rng):
     small, _, r = setup(rng)
     rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
-    out = r.render(["mask", "color"], small, rgb)
+    out = r.render(["mask", "color", "drivable", "obstacles", "overlay"], small, rgb, 0.3)
     np.testing.assert_array_equal(out["mask"], small)
+    np.testing.assert_array_equal(out["drivable"], (small == 3) * 255)
+    np.testing.assert_array_equal(out["obstacles"], np.isin(small, [8, 9, 10, 2, 7, 6]) * 255)
+    colour = CAMVID.palette_array()[small]
+    np.testing.assert_array_equal(out["color"], colour)
+    np.testing.assert_array_equal(out["overlay"], cv2.addWeighted(colour, 0.3, rgb, 0.7, 0))
+    for name, view in out.items():  # written into the buffers that get published
+        assert bytes(r.buffers[name].data) == view.tobytes()
 
 
 def test_planner_outputs_come_before_colour_images(rng):
