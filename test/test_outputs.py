@@ -17,16 +17,27 @@ def setup(rng):
     return small, rgb, r
 
 
-def test_every_output_matches_full_size_reference(rng):
-    small, rgb, r = setup(rng)
-    out = r.render(["mask", "color", "overlay", "drivable", "obstacles"], small, rgb, 0.3)
-    ids = cv2.resize(small, (400, 300), interpolation=cv2.INTER_NEAREST)
+ALL = ["mask", "color", "overlay", "drivable", "obstacles"]
+
+
+def check_against_reference(r: OutputRenderer, out: dict, ids: np.ndarray,
+                            rgb: np.ndarray) -> None:
+    """Every output equals its straightforward version from full-size ids (alpha 0.3)."""
     np.testing.assert_array_equal(out["mask"], ids)
     np.testing.assert_array_equal(out["drivable"], (ids == 3) * 255)
     np.testing.assert_array_equal(out["obstacles"], np.isin(ids, [8, 9, 10, 2, 7, 6]) * 255)
     colour = CAMVID.palette_array()[ids]
     np.testing.assert_array_equal(out["color"], colour)
     np.testing.assert_array_equal(out["overlay"], cv2.addWeighted(colour, 0.3, rgb, 0.7, 0))
+    for name, view in out.items():  # written into the buffers that get published
+        assert bytes(r.buffers[name].data) == view.tobytes()
+
+
+def test_every_output_matches_full_size_reference(rng):
+    small, rgb, r = setup(rng)
+    out = r.render(ALL, small, rgb, 0.3)
+    check_against_reference(r, out, cv2.resize(small, (400, 300),
+                                                interpolation=cv2.INTER_NEAREST), rgb)
 
 
 def test_views_are_the_message_buffers_and_are_reused(rng):
@@ -45,15 +56,7 @@ def test_views_are_the_message_buffers_and_are_reused(rng):
 def test_same_size_frames_are_written_without_resizing(rng):
     small, _, r = setup(rng)
     rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
-    out = r.render(["mask", "color", "drivable", "obstacles", "overlay"], small, rgb, 0.3)
-    np.testing.assert_array_equal(out["mask"], small)
-    np.testing.assert_array_equal(out["drivable"], (small == 3) * 255)
-    np.testing.assert_array_equal(out["obstacles"], np.isin(small, [8, 9, 10, 2, 7, 6]) * 255)
-    colour = CAMVID.palette_array()[small]
-    np.testing.assert_array_equal(out["color"], colour)
-    np.testing.assert_array_equal(out["overlay"], cv2.addWeighted(colour, 0.3, rgb, 0.7, 0))
-    for name, view in out.items():  # written into the buffers that get published
-        assert bytes(r.buffers[name].data) == view.tobytes()
+    check_against_reference(r, r.render(ALL, small, rgb, 0.3), small, rgb)
 
 
 def test_planner_outputs_come_before_colour_images(rng):
