@@ -34,6 +34,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 
 from seg_perception.modelinfo import default_model_path  # noqa: E402
 from seg_perception.node import SegmentationNode  # noqa: E402
+from seg_perception.outputs import COLOUR  # noqa: E402
 
 CAMERA = textwrap.dedent("""
     import sys, time, array
@@ -90,7 +91,7 @@ def strip_node(node: SegmentationNode, stage: str) -> None:
     if stage == "publish-only":
         def as_they_are(wanted, small_ids, rgb, alpha=0.5):  # noqa: ANN001, ANN202, ARG001
             for name in wanted:
-                depth = (3,) if name in ("color", "overlay") else ()
+                depth = (3,) if name in COLOUR else ()
                 yield name, renderer.buffers[name].view(rgb.shape[:2] + depth)
 
         renderer.iter_render = as_they_are  # type: ignore[method-assign]

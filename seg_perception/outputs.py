@@ -10,7 +10,7 @@ free for the next frame when ``publish`` returns.
 from __future__ import annotations
 
 import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -43,19 +43,22 @@ def _enlarge(src: np.ndarray, dst: np.ndarray) -> None:
         cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_NEAREST)
 
 
+def _fill(dst: np.ndarray, small_shape: tuple[int, ...],
+          compute: Callable[[np.ndarray | None], np.ndarray]) -> None:
+    """``compute(out)`` at the model's size, written straight into ``dst`` when that is the size."""
+    if dst.shape[:2] == small_shape:
+        compute(dst)
+    else:
+        _enlarge(compute(None), dst)
+
+
 class OutputRenderer:
     def __init__(self, palette: np.ndarray, drivable_ids: Iterable[int],
                  obstacle_ids: Iterable[int]) -> None:
-        self.palette = palette
         self._packed = packed_palette(palette)
         self.luts = {"drivable": group_lut(drivable_ids), "obstacles": group_lut(obstacle_ids)}
         self.buffers = {name: MessageBuffer() for name in (*MONO, *COLOUR)}
         self._scratch = MessageBuffer()
-
-    def render(self, wanted: Iterable[str], small_ids: np.ndarray, rgb: np.ndarray,
-               alpha: float = 0.5) -> dict[str, np.ndarray]:
-        """Fills the buffers of the ``wanted`` outputs for one frame; returns their views."""
-        return dict(self.iter_render(wanted, small_ids, rgb, alpha))
 
     def iter_render(self, wanted: Iterable[str], small_ids: np.ndarray, rgb: np.ndarray,
                     alpha: float = 0.5) -> Iterator[tuple[str, np.ndarray]]:
@@ -66,24 +69,20 @@ class OutputRenderer:
         planner's latency does not include a visualisation's.
         """
         h, w = rgb.shape[:2]
-        same = small_ids.shape == (h, w)  # model size == frame size: write the buffer directly
         wanted = set(wanted)
         for name in MONO:
             if name in wanted:
                 dst = self.buffers[name].view((h, w))
                 if name == "mask":
                     _enlarge(small_ids, dst)
-                elif same:
-                    cv2.LUT(small_ids, self.luts[name], dst=dst)
                 else:
-                    _enlarge(cv2.LUT(small_ids, self.luts[name]), dst)
+                    lut = self.luts[name]
+                    _fill(dst, small_ids.shape,
+                          lambda out, lut=lut: cv2.LUT(small_ids, lut, dst=out))
                 yield name, dst
         if wanted & set(COLOUR):
             colour = (self.buffers["color"] if "color" in wanted else self._scratch).view((h, w, 3))
-            if same:
-                colourize(small_ids, self._packed, out=colour)
-            else:
-                _enlarge(colourize(small_ids, self._packed), colour)
+            _fill(colour, small_ids.shape, lambda out: colourize(small_ids, self._packed, out=out))
             if "color" in wanted:
                 yield "color", colour
             if "overlay" in wanted:
