@@ -95,13 +95,21 @@ def class_weights(labels: np.ndarray, num_classes: int, c: float = 1.02) -> np.n
 
 
 class Augment:
-    """Random scale, crop (padding with ignore), horizontal flip and colour jitter."""
+    """Random scale, crop (padding with ignore), horizontal flip and photometric change.
+
+    The photometric part is wide on purpose: the frames a deployed model meets come from other
+    drives, cameras and light (dusk, overcast, colour casts, soft focus, sensor noise) than the
+    few drives it was trained on.
+    """
 
     def __init__(self, crop: tuple[int, int], scale: tuple[float, float] = (0.5, 2.0),
-                 jitter: float = 0.3, seed: int = 0) -> None:
+                 jitter: float = 0.3, seed: int = 0, photometric: str = "basic") -> None:
+        if photometric not in PHOTOMETRIC:
+            raise ValueError(f"photometric must be one of {', '.join(PHOTOMETRIC)}")
         self.crop_h, self.crop_w = crop
         self.scale = scale
         self.jitter = jitter
+        self.photometric = photometric
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, img: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +131,8 @@ class Augment:
             img, lab = img[:, ::-1], lab[:, ::-1]
         if self.jitter > 0:
             img = self._colour(img)
+        if self.photometric == "strong":
+            img = self._camera(img)
         return np.ascontiguousarray(img), np.ascontiguousarray(lab)
 
     def _colour(self, img: np.ndarray) -> np.ndarray:
@@ -133,4 +143,22 @@ class Augment:
         f = (f - mean) * r.uniform(1 - j, 1 + j) + mean  # contrast
         grey = f.mean(axis=2, keepdims=True)
         f = (f - grey) * r.uniform(1 - j, 1 + j) + grey  # saturation
+        if self.photometric == "strong":
+            f *= r.uniform(0.85, 1.15, size=3).astype(np.float32)  # white balance / colour cast
+            g = r.uniform(0.7, 1.4)  # gamma: dusk and overexposed streets
+            f = 255.0 * (np.clip(f, 0, 255) / 255.0) ** g
         return np.clip(f, 0, 255).astype(np.uint8)
+
+    def _camera(self, img: np.ndarray) -> np.ndarray:
+        """Optics and sensor: occasional blur, and noise."""
+        r = self.rng
+        if r.random() < 0.2:
+            img = cv2.GaussianBlur(img, (0, 0), r.uniform(0.3, 1.2))
+        if r.random() < 0.3:
+            noise = r.normal(0.0, r.uniform(2.0, 8.0), img.shape).astype(np.float32)
+            img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        return img
+
+
+PHOTOMETRIC = ("basic", "strong")
+"""``basic``: brightness, contrast, saturation; ``strong`` adds colour cast, gamma, blur, noise."""
