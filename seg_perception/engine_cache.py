@@ -21,12 +21,21 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-SIDECAR_FORMAT = 1
+SIDECAR_FORMAT = 2  # 2: the key carries the build plan
 ENGINE_SUFFIX = ".engine"
 SIDECAR_SUFFIX = ".json"
 
 T = TypeVar("T")
 Log = Callable[[str], None]
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT could not parse or build the network; ``errors`` are TensorRT's own lines."""
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        self.errors = list(errors or [])
+        detail = "".join(f"\n  TensorRT: {e}" for e in self.errors)
+        super().__init__(message + (detail or " (TensorRT logged no error)"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class EngineKey:
     precision: str
     input_shape: tuple[int, int, int, int]  # (1, H, W, 3)
     dla_core: int = -1  # -1: GPU only
+    build_plan: str = ""  # flags, typing mode, workspace: a changed plan is another engine
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -56,6 +66,7 @@ class EngineKey:
         vals = {k: d[k] for k in names}
         vals["input_shape"] = tuple(int(v) for v in d["input_shape"])
         vals["dla_core"] = int(d["dla_core"])
+        vals["build_plan"] = str(d["build_plan"])
         return cls(**vals)
 
     def differences(self, other: EngineKey) -> list[str]:
@@ -175,25 +186,16 @@ def check_engine(engine_path: str | Path, key: EngineKey) -> tuple[str | None, b
 
 @contextlib.contextmanager
 def build_lock(engine_path: str | Path, timeout_s: float = 3600.0) -> Iterator[None]:
-    """An exclusive lock file so two nodes starting together build an engine once, not twice."""
-    import fcntl
+    """An exclusive lock file so nodes starting together build an engine once, not once each."""
+    from filelock import FileLock, Timeout
 
     lock = Path(engine_path).with_suffix(".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as f:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{lock} held elsewhere for {timeout_s:.0f} s") from None
-                time.sleep(0.5)
-        try:
+    try:
+        with FileLock(str(lock), timeout=timeout_s):
             yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except Timeout:
+        raise TimeoutError(f"{lock} held elsewhere for {timeout_s:.0f} s") from None
 
 
 @dataclass
@@ -224,13 +226,16 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
             return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
         reason = f"corrupt: deserialisation failed ({why})"
     with build_lock(engine_path):
-        if not force_rebuild:  # another process may have built it while we waited
-            again, data = check_engine(engine_path, key)
-            if data is not None and reason == "missing":
-                loaded, why = _try_load(load, data)
+        if not force_rebuild:
+            # Whatever sent us here (missing, stale, corrupt), a node that held the lock before
+            # us may have built the engine this key needs: check again before building.
+            again, fresh = check_engine(engine_path, key)
+            if fresh is not None and fresh != data:
+                loaded, why = _try_load(load, fresh)
                 if why is None:
                     log(f"using TensorRT engine {engine_path} built by another process")
                     return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
+            reason = again or reason
         assert reason is not None
         if reason == "missing":
             log(f"no cached TensorRT engine {engine_path.name}; building it (minutes)")

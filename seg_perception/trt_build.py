@@ -54,6 +54,11 @@ class BuildPlan:
     input_shape: tuple[int, int, int, int]
     dla_core: int
 
+    def key_text(self, workspace_mb: int) -> str:
+        """What of the plan, besides model, shape and DLA core, makes an engine different."""
+        typing = "strong" if self.strongly_typed else "weak"
+        return f"{typing};flags={','.join(sorted(self.flags))};workspace_mb={int(workspace_mb)}"
+
     def describe(self) -> dict[str, Any]:
         return {"network_onnx": self.network_onnx.name, "strongly_typed": self.strongly_typed,
                 "flags": list(self.flags), "input_shape": list(self.input_shape),
@@ -140,13 +145,20 @@ def make_progress_monitor(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / 
 
 
 def trt_logger(trt: Any, log: Log) -> Any:  # noqa: ANN401 - tensorrt module / ILogger
-    """Routes TensorRT warnings and errors to ``log`` (the node's logger or print)."""
+    """Routes TensorRT warnings and errors to ``log`` (the node's logger or print).
+
+    The logger keeps the last error lines in ``errors``, so a failed build can carry TensorRT's
+    own words to whoever decides what to do next (fall back, or stop with them).
+    """
 
     class Logger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
+            self.errors: list[str] = []
 
         def log(self, severity: Any, msg: str) -> None:  # noqa: ANN401 - trt.ILogger.Severity
+            if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                self.errors = [*self.errors[-19:], msg]
             if int(severity) <= int(trt.ILogger.Severity.WARNING):
                 log(f"TensorRT {str(severity).rsplit('.', 1)[-1].lower()}: {msg}")
 
@@ -158,7 +170,7 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
     """Parses ``plan.network_onnx`` and builds a serialised engine; persists the timing cache."""
     import tensorrt as trt
 
-    from .engine_cache import atomic_write_bytes
+    from .engine_cache import EngineBuildError, atomic_write_bytes
 
     logger = trt_logger(trt, log)
     builder = trt.Builder(logger)
@@ -171,8 +183,9 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(plan.network_onnx)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT cannot parse {plan.network_onnx}: {errors}")
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EngineBuildError(f"TensorRT cannot parse {plan.network_onnx.name}",
+                               errors or logger.errors)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     for name in plan.flags:
@@ -195,8 +208,8 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
         config.progress_monitor = monitor  # must outlive the build: kept in this frame
     engine = builder.build_serialized_network(network, config)
     if engine is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {plan.network_onnx} "
-                           "(see the TensorRT errors above)")
+        raise EngineBuildError(f"TensorRT failed to build an engine from {plan.network_onnx.name}",
+                               logger.errors)
     if timing_cache is not None:
         atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
     del monitor

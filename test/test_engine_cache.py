@@ -250,3 +250,60 @@ def test_atomic_write_keeps_normal_permissions(tmp_path):
         os.umask(umask)
     assert p.read_bytes() == b"abc"
     assert (p.stat().st_mode & 0o777) == 0o644
+
+
+def _node_opening_the_cache(path: str, key: dict, builds: str, go) -> None:
+    """Child process: one node of ``cameras:=front,left,right`` resolving its engine."""
+    def build() -> bytes:
+        with open(builds, "a") as f:  # one line per build actually run
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.3)  # a build takes a while: the others queue on the lock meanwhile
+        return MAGIC + b"engine-v2"
+
+    go.wait()
+    obtain_engine(path, EngineKey.from_dict(key), build, load, False, None,
+                  lambda m: None, lambda m: None)
+
+
+@pytest.mark.parametrize("before", ["missing", "stale", "corrupt"])
+def test_nodes_started_together_build_once_whatever_the_reason(tmp_path, before):
+    """After a model update every node finds the engine stale; only the first to take the lock
+    rebuilds, the others re-check after waiting and load its engine."""
+    new_key = replace(KEY, model_sha256="e" * 64)
+    path = tmp_path / KEY.file_name("seglite")
+    if before == "stale":
+        write_engine(path, MAGIC + b"engine-v1", KEY)
+    elif before == "corrupt":
+        write_engine(path, MAGIC + b"engine-v1", new_key)
+        path.write_bytes(MAGIC + b"truncat")
+    builds = tmp_path / "builds.txt"
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    procs = [ctx.Process(target=_node_opening_the_cache,
+                         args=(str(path), new_key.to_dict(), str(builds), go)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(builds.read_text().splitlines()) == 1
+    assert check_engine(path, new_key) == (None, MAGIC + b"engine-v2")
+
+
+def test_a_changed_build_plan_is_another_engine(tmp_path):
+    r, _, _ = resolve(tmp_path)
+    other = replace(KEY, build_plan="weak;flags=FP16,INT8;workspace_mb=2048")
+    reason, _ = check_engine(r.path, other)
+    assert reason is not None and reason.startswith("stale") and "build_plan" in reason
+
+
+def test_plan_key_text_names_flags_typing_and_workspace(tiny_onnx, tmp_path):
+    from seg_perception.modelinfo import read_model_info
+
+    info = read_model_info(tiny_onnx)
+    weak = plan_build(info, "fp16", (96, 128), "10.3.0", -1, tmp_path)
+    assert weak.key_text(1024) == "weak;flags=FP16;workspace_mb=1024"
+    assert weak.key_text(1024) != weak.key_text(2048)
+    strong = plan_build(info, "fp16", (96, 128), "10.13.0", -1, tmp_path)
+    assert strong.key_text(1024) == "strong;flags=;workspace_mb=1024"

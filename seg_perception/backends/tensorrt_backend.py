@@ -118,12 +118,13 @@ def _np_dtype(trt: Any, dt: Any) -> np.dtype:  # noqa: ANN401 - tensorrt module 
 
 def engine_key(info: ModelInfo, network_onnx: Path, precision: str,
                input_shape: tuple[int, int, int, int], dla_core: int, trt_version: str,
-               gpu: tuple[str, str]) -> EngineKey:
+               gpu: tuple[str, str], build_plan: str = "") -> EngineKey:
     from ..modelinfo import file_sha256
 
     return EngineKey(model_sha256=info.sha256, network_sha256=file_sha256(network_onnx),
                      trt_version=trt_version, gpu_name=gpu[0], compute_capability=gpu[1],
-                     precision=precision, input_shape=input_shape, dla_core=int(dla_core))
+                     precision=precision, input_shape=input_shape, dla_core=int(dla_core),
+                     build_plan=build_plan)
 
 
 def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None,
@@ -150,7 +151,8 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
         # A network converted here (fp16) is a pure function of the model: key it by the model,
         # so a converter's byte-level changes never force a rebuild.
         net = info.path if plan.network_onnx.parent == Path(work) else plan.network_onnx
-        key = engine_key(info, net, precision, plan.input_shape, dla_core, trt.__version__, gpu)
+        key = engine_key(info, net, precision, plan.input_shape, dla_core, trt.__version__, gpu,
+                         plan.key_text(workspace_mb))
         path = engine_dir / key.file_name(info.path.name.removesuffix(".onnx"))
 
         def build() -> bytes:
