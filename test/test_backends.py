@@ -160,6 +160,12 @@ def test_provider_resolution():
     assert got[0] == ("TensorrtExecutionProvider", {"trt_fp16_enable": True,
                                                     "trt_int8_enable": False})
     assert got[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    # INT8 on the TensorRT provider: Q/DQ model (explicit), float layers in fp16.
+    got = resolve_providers(["tensorrt"], "int8", avail)
+    assert got[0] == ("TensorrtExecutionProvider", {"trt_fp16_enable": True,
+                                                    "trt_int8_enable": True})
+    assert resolve_providers(["tensorrt"], "fp32", avail)[0] == (
+        "TensorrtExecutionProvider", {"trt_fp16_enable": False, "trt_int8_enable": False})
     # Not installed: skipped, CPU still there, so one config serves a Jetson and a laptop.
     assert resolve_providers(["cuda"], "fp32", ["CPUExecutionProvider"]) == \
         ["CPUExecutionProvider"]

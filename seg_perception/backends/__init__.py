@@ -67,7 +67,21 @@ def choose_backend(precision: str, model: Path) -> tuple[str, str, str]:
     ok, why = tensorrt_available()
     if ok:
         return "tensorrt", precision, ""
-    note = f"tensorrt unavailable ({why})"
+    return _without_tensorrt(precision, model, f"tensorrt unavailable ({why})")
+
+
+def ort_gpu_available() -> bool:
+    """onnxruntime-gpu with its CUDA provider (a Jetson or desktop fallback when TensorRT fails)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def _without_tensorrt(precision: str, model: Path, note: str) -> tuple[str, str, str]:
+    if precision == "fp16" and ort_gpu_available():
+        return "onnxruntime", "fp16", note
     if precision == "fp16":
         if torch_cuda_available() and model.with_suffix(".pt").is_file():
             return "torch", "fp16", note
@@ -109,7 +123,7 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     engine_dir = options.pop("engine_dir", None)
     force_rebuild = bool(options.pop("force_rebuild", False))
     dla_core = int(options.pop("dla_core", -1))  # type: ignore[call-overload]
-    providers = options.pop("providers", ("cpu",))
+    providers = options.pop("providers", None)
     device = options.pop("device", None)
     checkpoint = options.pop("checkpoint", None)
     if options:
@@ -124,22 +138,37 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
             warn(f"backend auto: {note}")
         elif note:
             log(f"backend auto: {note}")
+        if providers is None and chosen == "onnxruntime" and ort_gpu_available():
+            providers = ("cuda", "cpu")
     b: Backend
     if chosen == "tensorrt":
         ok, why = tensorrt_available()
         if not ok:
             raise ValueError(f"backend tensorrt is unavailable here: {why}")
+        from ..engine_cache import EngineBuildError
         from .tensorrt_backend import TensorRTBackend
 
-        b = TensorRTBackend(path, prec, input_size=input_size,  # type: ignore[arg-type]
-                            engine_dir=engine_dir, dla_core=dla_core,  # type: ignore[arg-type]
-                            force_rebuild=force_rebuild, log=log, warn=warn)
-    elif chosen == "onnxruntime":
+        try:
+            b = TensorRTBackend(path, prec, input_size=input_size,  # type: ignore[arg-type]
+                                engine_dir=engine_dir, dla_core=dla_core,  # type: ignore[arg-type]
+                                force_rebuild=force_rebuild, log=log, warn=warn)
+        except EngineBuildError as exc:
+            if backend != "auto":
+                raise
+            # ``auto`` keeps the node running: ONNX Runtime on the GPU where onnxruntime-gpu is
+            # installed, else the CPU, with TensorRT's own error lines in the warning.
+            chosen, prec, note = _without_tensorrt(precision, path, "TensorRT engine build failed")
+            gpu = ort_gpu_available()
+            warn(f"backend auto: {exc}\nfalling back to onnxruntime ({prec}, "
+                 f"{'CUDA' if gpu else 'CPU'}): {note}")
+            if providers is None and gpu:
+                providers = ("cuda", "cpu")
+    if chosen == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         b = OnnxRuntimeBackend(path, precision=prec, threads=threads,
-                               providers=providers)  # type: ignore[arg-type]
-    else:
+                               providers=providers or ("cpu",))  # type: ignore[arg-type]
+    elif chosen == "torch":
         from .torch_backend import TorchBackend
 
         b = TorchBackend(path, precision=prec, threads=threads,

@@ -37,7 +37,9 @@ def resolve_providers(requested: Sequence[str], precision: str,
         if full not in available or full == "CPUExecutionProvider":
             continue
         if full == "TensorrtExecutionProvider":
-            chosen.append((full, {"trt_fp16_enable": precision == "fp16",
+            # INT8 only ever runs the calibrated Q/DQ model (explicit quantization): turning
+            # trt_int8_enable on for the float model would quantize with no calibration table.
+            chosen.append((full, {"trt_fp16_enable": precision in ("fp16", "int8"),
                                   "trt_int8_enable": precision == "int8"}))
         else:
             chosen.append(full)
@@ -60,7 +62,7 @@ class OnnxRuntimeBackend:
         chosen = resolve_providers(providers, precision, ort.get_available_providers())
         trt_ep = any("Tensorrt" in str(c) for c in chosen)
         source: str | bytes = str(self.info.path)
-        if precision == "int8" and not trt_ep:
+        if precision == "int8":  # every provider: the Q/DQ model, never the float one
             from ..quantize import find_qdq
 
             source = str(find_qdq(self.info.path))
