@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-bag": ("seg_perception.bag", "write a rosbag2 from image and label folders"),
     "evaluate": ("seg_perception.evaluate", "replay a bag and measure accuracy and latency"),
     "demo": ("seg_perception.demo", "replay the bundled sample bag live through the node"),
+    "doctor": ("seg_perception.doctor", "check TensorRT, CUDA, GPU and engines on this machine"),
 }
 
 
