@@ -6,8 +6,16 @@ failure is a ``FrameError`` with a message fit for a throttled log line.
 
 from __future__ import annotations
 
+import io
+import warnings
+
 import cv2
 import numpy as np
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+"""Largest frame decoded (a 4096x4096 camera); bigger declared sizes are refused unread, so one
+hostile message cannot take the node's memory (a 629-byte JPEG can declare 16000x16000)."""
+SIGNATURES = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png"}
 
 
 class FrameError(ValueError):
@@ -42,15 +50,23 @@ def bytes_per_pixel(encoding: str) -> int:
                      f"supported: {', '.join(SUPPORTED_ENCODINGS)}")
 
 
-def decode_raw(encoding: str, height: int, width: int, step: int, data: object) -> np.ndarray:
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise FrameError(f"zero-size image ({width}x{height})")
+    if width * height > max_pixels:
+        raise FrameError(f"image of {width}x{height} = {width * height} pixels exceeds "
+                         f"max_input_pixels {max_pixels}")
+
+
+def decode_raw(encoding: str, height: int, width: int, step: int, data: object,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """RGB uint8 (H x W x 3) from an Image message's fields; ``data`` is any byte buffer.
 
     The result may share memory with ``data`` (rgb8 with a dense step): do not write into it.
     """
     enc = encoding.lower()
     bpp = bytes_per_pixel(enc)
-    if height <= 0 or width <= 0:
-        raise FrameError(f"zero-size image ({width}x{height})")
+    _check_size(width, height, max_pixels)
     row = width * bpp
     if step < row:
         raise FrameError(f"step {step} is smaller than width*{bpp} = {row} for {encoding}")
@@ -78,16 +94,53 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: object) 
     return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # mono8 / 8UC1
 
 
-def decode_compressed(fmt: str, data: object) -> np.ndarray:
-    """RGB uint8 from a CompressedImage (jpeg or png; ``format`` as image_transport writes it)."""
+def compressed_header(data: object) -> tuple[str, int, int]:
+    """(kind, width, height) as the payload's own header declares them, nothing decoded.
+
+    Only JPEG and PNG pass, recognised by their signatures (not by the message's ``format``
+    text), so BMP, TIFF, WebP, PPM or HDR payloads never reach a decoder.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    head = bytes(memoryview(data)[:8])  # type: ignore[arg-type]
+    kind = next((k for sig, k in SIGNATURES.items() if head.startswith(sig)), None)
+    if kind is None:
+        raise FrameError(f"not a JPEG or PNG payload (starts with {head[:4].hex()})")
+    try:
+        with warnings.catch_warnings():  # a bomb is refused by size below, not warned about
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(bytes(data)),  # type: ignore[arg-type]
+                            formats=[kind.upper()]) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as exc:  # Pillow's own ceiling, far above ours
+        raise FrameError(f"{kind} declares a size that exceeds max_input_pixels and Pillow's "
+                         f"bomb limit: {exc}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise FrameError(f"corrupt {kind} header: {exc}") from exc
+    return kind, int(width), int(height)
+
+
+def decode_compressed(fmt: str, data: object,
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB uint8 from a CompressedImage (jpeg or png; ``format`` as image_transport writes it).
+
+    The declared size is checked against ``max_pixels`` before any pixel is decoded.
+    """
     f = fmt.lower()
     if f and not any(k in f for k in ("jpeg", "jpg", "png")):
         raise FrameError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
     buf = np.frombuffer(data, np.uint8)  # type: ignore[call-overload]
     if buf.size == 0:
         raise FrameError("empty compressed image")
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    kind, width, height = compressed_header(buf)
+    _check_size(width, height, max_pixels)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV's own limits (more than 2^30 pixels) raise, not return
+        raise FrameError(f"{kind} cannot be decoded: {exc.err or exc}") from exc
     if img is None or img.size == 0:
-        raise FrameError(f"corrupt {fmt or 'compressed'} data ({buf.size} bytes)")
+        raise FrameError(f"corrupt {kind} data ({buf.size} bytes)")
+    if img.shape[:2] not in ((height, width), (width, height)):  # EXIF may rotate a JPEG
+        raise FrameError(f"{kind} decoded to {img.shape[1]}x{img.shape[0]}, header says "
+                         f"{width}x{height}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-

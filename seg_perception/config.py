@@ -44,6 +44,7 @@ class NodeConfig:
     diagnostics_period: float
     max_frame_age: float
     warn_latency_ms: float
+    max_input_pixels: int = 4096 * 4096
 
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
@@ -86,6 +87,9 @@ def validate(p: dict, classes: ClassSet) -> NodeConfig:
     if not topic or " " in topic:
         raise ConfigError("image_topic", f"not a valid topic name: {topic!r}")
     outputs = frozenset(o for o in OUTPUTS if p[f"publish_{o}"])
+    max_pixels = int(p.get("max_input_pixels", 4096 * 4096))
+    if max_pixels < 16 * 16:
+        raise ConfigError("max_input_pixels", f"must be at least 256 (16x16); got {max_pixels}")
     return NodeConfig(
         model=Path(p["model"]),
         backend=_choice("backend", p["backend"], BACKENDS),
@@ -106,4 +110,5 @@ def validate(p: dict, classes: ClassSet) -> NodeConfig:
         diagnostics_period=float(p["diagnostics_period"]),
         max_frame_age=float(p["max_frame_age"]),
         warn_latency_ms=float(p["warn_latency_ms"]),
+        max_input_pixels=max_pixels,
     )

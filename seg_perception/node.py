@@ -32,7 +32,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CompressedImage, Image
 
 from .backends import BACKENDS, PRECISIONS, create_backend
-from .codec import FrameError, decode_compressed, decode_raw
+from .codec import DEFAULT_MAX_PIXELS, decode_compressed, decode_raw
 from .config import OUTPUTS, RELIABILITIES, TRANSPORTS, ConfigError, NodeConfig, validate
 from .modelinfo import default_model_path, read_model_info
 from .outputs import COLOUR, OutputRenderer
@@ -94,8 +94,7 @@ class SegmentationNode(Node):
                           for o in self.cfg.outputs}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._run, name="segmentation-worker", daemon=True)
-        self._worker.start()
+        self._worker = self._start_worker()
         self.get_logger().info(
             f"segmentation node ready: backend={self.segmenter.backend.name} "
             f"precision={self.segmenter.backend.precision} model={info.path} "
@@ -140,6 +139,9 @@ class SegmentationNode(Node):
                                       "dropped as stale", _T.PARAMETER_DOUBLE))
         d("warn_latency_ms", 100.0, _desc("p95 receipt-to-publish latency above this is a WARN",
                                           _T.PARAMETER_DOUBLE))
+        d("max_input_pixels", DEFAULT_MAX_PIXELS,
+          _desc("largest frame (width x height) decoded; larger declared sizes are refused "
+                "unread", _T.PARAMETER_INTEGER))
         model = self.get_parameter("model").value or str(default_model_path())
         try:
             info = read_model_info(model)
@@ -153,6 +155,7 @@ class SegmentationNode(Node):
         names = ["backend", "precision", "input_size", "threads", "engine_dir", "force_rebuild",
                  "dla_core", "image_topic", "input_transport", "qos_reliability", "qos_depth",
                  "overlay_alpha", "diagnostics_period", "max_frame_age", "warn_latency_ms",
+                 "max_input_pixels",
                  "drivable_classes", "obstacle_classes", *(f"publish_{o}" for o in OUTPUTS)]
         values = {n: self.get_parameter(n).value for n in names}
         cfg = validate({**values, "model": model}, groups)
@@ -186,36 +189,55 @@ class SegmentationNode(Node):
         self.stats.count("lost", int(getattr(info, "total_count_change", 1)))
 
     # -- worker thread ---------------------------------------------------------------------
+    def _start_worker(self) -> threading.Thread:
+        t = threading.Thread(target=self._run, name="segmentation-worker", daemon=True)
+        t.start()
+        return t
+
     def _run(self) -> None:
-        log = self.get_logger()
         while not self._slot.closed:
             frame = self._slot.take(timeout=0.2)
-            if frame is None:
-                continue
-            if time.monotonic() - frame.received > self.cfg.max_frame_age:
-                self.stats.count("dropped")
-                continue
-            try:
-                rgb = self._decode(frame.msg)
-            except FrameError as exc:
-                self.stats.count("bad")
-                log.error(f"bad frame on {self._sub.topic_name}: {exc}", throttle_duration_sec=5.0)
-                continue
-            try:
-                small_ids = self.segmenter.infer_small(rgb)
-                self._publish(frame.msg.header, rgb, small_ids)
-            except Exception as exc:  # noqa: BLE001 - a backend fault must not kill the worker
-                self.stats.count("errors")
-                log.error(f"inference failed: {type(exc).__name__}: {exc}",
-                          throttle_duration_sec=5.0)
-                continue
-            self.stats.published(time.monotonic() - frame.received, self.segmenter.last_backend_s)
+            if frame is not None:
+                self._serve(frame)
 
-    @staticmethod
-    def _decode(msg: Image | CompressedImage) -> np.ndarray:
+    def _serve(self, frame: Frame) -> None:
+        """One frame, start to finish; no exception from any frame leaves this method."""
+        log = self.get_logger()
+        if time.monotonic() - frame.received > self.cfg.max_frame_age:
+            self.stats.count("dropped")
+            return
+        try:
+            rgb = self._decode(frame.msg)
+        except Exception as exc:  # noqa: BLE001 - FrameError, or any decoder fault: a bad frame
+            self.stats.count("bad")
+            log.error(f"bad frame on {self._sub.topic_name}: {exc}", throttle_duration_sec=5.0)
+            return
+        try:
+            small_ids = self.segmenter.infer_small(rgb)
+            self._publish(frame.msg.header, rgb, small_ids)
+        except Exception as exc:  # noqa: BLE001 - a backend fault must not kill the worker
+            if self._slot.closed:  # shutting down: the backend or context went first
+                return
+            self.stats.count("errors")
+            log.error(f"inference failed: {type(exc).__name__}: {exc}",
+                      throttle_duration_sec=5.0)
+            return
+        self.stats.published(time.monotonic() - frame.received, self.segmenter.last_backend_s)
+
+    def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
+        limit = self.cfg.max_input_pixels
         if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, msg.data)
-        return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+            return decode_compressed(msg.format, msg.data, limit)
+        return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data, limit)
+
+    def _watch_worker(self) -> str | None:
+        """Restarts a worker thread that ended while the node runs; says so for diagnostics."""
+        if self._slot.closed or self._worker.is_alive():
+            return None
+        self.stats.count("worker_restarts")
+        self.get_logger().error("the segmentation worker thread ended; restarting it")
+        self._worker = self._start_worker()
+        return "worker thread ended and was restarted"
 
     def _publish(self, header: object, rgb: np.ndarray, small_ids: np.ndarray) -> None:
         wanted = [name for name, pub in self._pubs.items() if pub.get_subscription_count() > 0]
@@ -233,9 +255,12 @@ class SegmentationNode(Node):
 
     # -- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        restarted = self._watch_worker()
         r = self.stats.roll()
         level, message = DiagnosticStatus.OK, "ok"
-        if r.errors:
+        if restarted:
+            level, message = DiagnosticStatus.ERROR, restarted
+        elif r.errors:
             level, message = DiagnosticStatus.ERROR, f"{r.errors} inference errors"
         elif r.input_fps > 0 and r.output_fps == 0:
             level, message = DiagnosticStatus.ERROR, "receiving images but publishing nothing"

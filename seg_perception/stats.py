@@ -27,7 +27,7 @@ class WindowReport:
 
 
 class NodeStats:
-    COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost")
+    COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost", "worker_restarts")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

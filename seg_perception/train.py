@@ -1,4 +1,4 @@
-"""``seg-perception train``, torchvision-reference style: ``train_one_epoch``, ``evaluate``, ``run``.
+"""``seg-perception train``, in torchvision-reference steps: ``train_one_epoch``, ``run``.
 
 Random scale/crop/flip and photometric augmentation, ENet class weighting, AdamW with warm-up and
 poly decay, an exponential moving average of the weights (what gets shipped), bf16 autocast on

@@ -120,3 +120,60 @@ def test_bad_compressed_frames(rgb):
     with pytest.raises(FrameError, match="unsupported compressed format"):
         decode_compressed("theora", jpg)
 
+
+
+def _jpeg_declaring(rgb: np.ndarray, width: int, height: int) -> bytes:
+    """A small real JPEG whose SOF header claims another size (the 629-byte bomb's trick)."""
+    data = bytearray(cv2.imencode(".jpg", rgb)[1].tobytes())
+    i = 2
+    while data[i + 1] not in (0xC0, 0xC1, 0xC2):  # walk markers to the start-of-frame
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    data[i + 5:i + 7] = height.to_bytes(2, "big")
+    data[i + 7:i + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _png_declaring(rgb: np.ndarray, width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    data = bytearray(cv2.imencode(".png", rgb)[1].tobytes())
+    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_decompression_bombs_are_refused_before_decoding(rgb, kind):
+    make = _jpeg_declaring if kind == "jpeg" else _png_declaring
+    bomb = make(rgb, 16000, 16000)
+    with pytest.raises(FrameError, match="exceeds max_input_pixels"):
+        decode_compressed(kind, bomb)
+    # The limit is a parameter: a frame within it still decodes.
+    assert decode_compressed(kind, make(rgb, 40, 30), max_pixels=40 * 30).shape == (30, 40, 3)
+    with pytest.raises(FrameError, match="exceeds max_input_pixels"):
+        decode_compressed(kind, make(rgb, 40, 30), max_pixels=40 * 30 - 1)
+
+
+def test_beyond_opencv_limit_is_a_frame_error_not_a_crash(rgb):
+    """More than 2^30 pixels makes cv2.imdecode raise cv2.error; with the limit lifted that must
+    still be a FrameError (the worker counts it and goes on)."""
+    with pytest.raises(FrameError):
+        decode_compressed("jpeg", _jpeg_declaring(rgb, 65000, 65000), max_pixels=2**40)
+
+
+@pytest.mark.parametrize("ext", [".bmp", ".tiff", ".webp", ".ppm", ".hdr"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", ""])
+def test_other_image_formats_never_reach_a_decoder(rgb, ext, fmt):
+    ok, enc = cv2.imencode(ext, rgb.astype(np.float32) if ext == ".hdr" else rgb)
+    assert ok
+    with pytest.raises(FrameError, match="not a JPEG or PNG"):
+        decode_compressed(fmt, enc.tobytes())
+
+
+def test_raw_frames_have_the_same_size_limit():
+    with pytest.raises(FrameError, match="exceeds max_input_pixels"):
+        decode_raw("mono8", 5000, 5000, 5000, b"")  # refused before the data is even looked at
+    assert decode_raw("mono8", 2, 2, 2, bytes(4), max_pixels=4).shape == (2, 2, 3)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
@@ -250,6 +250,7 @@ def test_node_process_with_shipped_config(tiny_onnx, rng):
     ("drivable_classes", "[Road, Runway]"),
     ("input_size", "[8, 8]"),
     ("input_transport", "theora"),
+    ("max_input_pixels", "100"),
 ])
 def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param, value):
     args = ["-p", f"model:={tiny_onnx}"] if param != "model" else []
@@ -259,3 +260,83 @@ def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param,
     assert r.returncode == 2, r.stderr
     assert f"parameter '{param}'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_decompression_bombs_and_opencv_limit_cannot_stop_the_node(tiny_onnx, rng):
+    from test_codec import _jpeg_declaring, _png_declaring
+
+    with served(tiny_onnx, {"/segmentation/mask": Image}, CompressedImage,
+                in_topic="/camera/image_raw/compressed", input_transport="compressed",
+                qos_reliability="reliable", qos_depth=10) as (node, pub, rec):
+        f = frame(rng)
+        bgr = cv2.cvtColor(f, cv2.COLOR_RGB2BGR)
+        bombs = [(_jpeg_declaring(bgr, 16000, 16000), "jpeg"),  # the 629-byte kind
+                 (_png_declaring(bgr, 20000, 20000), "png"),
+                 (_jpeg_declaring(bgr, 65000, 65000), "jpeg"),  # beyond OpenCV's 2^30
+                 (cv2.imencode(".bmp", bgr)[1].tobytes(), "jpeg")]  # not what it says
+        good = cv2.imencode(".png", bgr)[1].tobytes()
+        for n, (data, fmt) in enumerate(bombs, start=1):
+            pub.publish(compressed_msg(data, fmt, n))
+            assert wait_for(lambda n=n: node.stats.totals["bad"] == n, 5), n
+            pub.publish(compressed_msg(good, "png", 100 + n))
+            assert wait_for(lambda n=n: rec.count("/segmentation/mask") == n, 10), n
+        assert node.stats.totals["errors"] == 0 and node._worker.is_alive()
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_worker_survives_any_exception_from_a_frame(tiny_onnx, rng):
+    with served(tiny_onnx, {"/segmentation/mask": Image}, qos_reliability="reliable",
+                qos_depth=10) as (node, pub, rec):
+        f = frame(rng)
+        decode, infer = node._decode, node.segmenter.infer_small
+        faults = [("decode", _Boom("decoder fault")), ("infer", MemoryError("no memory")),
+                  ("infer", KeyError("odd"))]
+
+        def flaky(where):
+            def call(*a):
+                if faults and faults[0][0] == where:
+                    raise faults.pop(0)[1]
+                return (decode if where == "decode" else infer)(*a)
+            return call
+
+        node._decode = flaky("decode")  # type: ignore[method-assign]
+        node.segmenter.infer_small = flaky("infer")  # type: ignore[method-assign]
+        pub.publish(image_msg(f, "rgb8", 1))
+        assert wait_for(lambda: node.stats.totals["bad"] == 1, 5)
+        for n in (2, 3):
+            pub.publish(image_msg(f, "rgb8", n))
+            assert wait_for(lambda n=n: node.stats.totals["errors"] == n - 1, 5)
+        pub.publish(image_msg(f, "rgb8", 4))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 1, 10)
+        assert node._worker.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_turns_diagnostics_error_and_is_restarted(tiny_onnx, rng):
+    with served(tiny_onnx, {"/segmentation/mask": Image, "/diagnostics": DiagnosticArray},
+                qos_reliability="reliable", qos_depth=10,
+                diagnostics_period=0.2) as (node, pub, rec):
+        serve = node._serve
+
+        def die(frame_):
+            node._serve = serve  # type: ignore[method-assign]  # the restarted worker is sound
+            raise SystemExit("worker killed")  # ends the thread, as no Exception handler sees it
+
+        node._serve = die  # type: ignore[method-assign]
+        first = node._worker
+        f = frame(rng)
+        pub.publish(image_msg(f, "rgb8", 1))
+        assert wait_for(lambda: not first.is_alive(), 5)
+
+        def restarted():
+            return any(s.level == DiagnosticStatus.ERROR and "worker thread ended" in s.message
+                       for _, m in rec.msgs.get("/diagnostics", []) for s in m.status)
+
+        assert wait_for(restarted, 5)
+        assert node._worker is not first and node._worker.is_alive()
+        assert node.stats.totals["worker_restarts"] == 1
+        pub.publish(image_msg(f, "rgb8", 2))
+        assert wait_for(lambda: rec.count("/segmentation/mask") >= 1, 10)
