@@ -1,0 +1,196 @@
+"""Camera geometry for planner outputs: camera_info scaling and a flat-ground occupancy grid.
+
+Plain NumPy/OpenCV, no ROS. Frames follow REP-103: the grid frame is x forward, y left, z up
+with the ground at z = 0; the camera body has the same axes (positive pitch looks down); its
+optical frame is z forward, x right, y down.
+
+The pixel -> cell mapping depends only on the intrinsics, the pose and the grid, so it is built
+once (``GroundGrid``) and a frame costs a few array lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FREE, OCCUPIED, UNKNOWN = 0, 100, -1
+CONTACT_RUN = 3  # obstacle pixels stacked at a column's bottom for a ground contact
+# Optical axes in body axes: optical z -> body x, optical x -> body -y, optical y -> body -z.
+OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """What camera_info says about one image size: K, P (3x4), distortion, width, height."""
+
+    k: np.ndarray
+    p: np.ndarray
+    d: np.ndarray
+    width: int
+    height: int
+
+    @classmethod
+    def from_fields(cls, k: Sequence[float], p: Sequence[float], d: Sequence[float],
+                    width: int, height: int) -> Intrinsics:
+        if len(k) != 9 or len(p) not in (0, 12):
+            raise ValueError(f"camera_info needs K with 9 and P with 12 values, got {len(k)} "
+                             f"and {len(p)}")
+        km = np.asarray(k, np.float64).reshape(3, 3)
+        pm = np.asarray(p, np.float64).reshape(3, 4) if len(p) else np.zeros((3, 4))
+        if width <= 0 or height <= 0:
+            raise ValueError(f"camera_info size {width}x{height} is not positive")
+        if not (km[0, 0] > 0 and km[1, 1] > 0):
+            raise ValueError(f"camera_info K has no focal length: fx={km[0, 0]}, fy={km[1, 1]}")
+        if not pm.any():  # an unrectified camera may leave P empty: K without translation
+            pm = np.hstack([km, np.zeros((3, 1))])
+        return cls(km, pm, np.asarray(d, np.float64).ravel(), int(width), int(height))
+
+    def scaled(self, width: int, height: int) -> Intrinsics:
+        """The same camera described at another image size (pixel centres kept aligned)."""
+        sx, sy = width / self.width, height / self.height
+        s = np.diag([sx, sy, 1.0])
+        k = s @ self.k
+        p = s @ self.p
+        # Pixel-centre convention: pixel i covers [i, i+1); its centre maps to (i + 0.5) * s.
+        k[0, 2] = (self.k[0, 2] + 0.5) * sx - 0.5
+        k[1, 2] = (self.k[1, 2] + 0.5) * sy - 0.5
+        p[0, 2] = (self.p[0, 2] + 0.5) * sx - 0.5
+        p[1, 2] = (self.p[1, 2] + 0.5) * sy - 0.5
+        return Intrinsics(k, p, self.d.copy(), int(width), int(height))
+
+
+def rotation_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """R = Rz(yaw) Ry(pitch) Rx(roll), body to parent frame (REP-103 fixed-axis convention)."""
+    cr, sr, cp, sp, cy, sy = (np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch),
+                              np.cos(yaw), np.sin(yaw))
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    resolution: float
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        if not self.resolution > 0:
+            raise ValueError(f"grid_resolution must be positive, got {self.resolution}")
+        for name, (lo, hi) in (("grid_x_range", self.x_range), ("grid_y_range", self.y_range)):
+            if not hi > lo:
+                raise ValueError(f"{name} must be [min, max] with max > min, got [{lo}, {hi}]")
+        if self.cols * self.rows > 4_000_000:
+            raise ValueError(f"grid of {self.cols}x{self.rows} cells is too large; "
+                             "raise grid_resolution or narrow the ranges")
+
+    @property
+    def cols(self) -> int:  # along x
+        return int(np.ceil((self.x_range[1] - self.x_range[0]) / self.resolution - 1e-9))
+
+    @property
+    def rows(self) -> int:  # along y
+        return int(np.ceil((self.y_range[1] - self.y_range[0]) / self.resolution - 1e-9))
+
+
+def ground_points(intr: Intrinsics, pose: Sequence[float]) -> np.ndarray:
+    """(H, W, 2) ground-plane x, y for every pixel centre; NaN where the ray misses the ground."""
+    if len(pose) != 6:
+        raise ValueError(f"camera_pose must be [x, y, z, roll, pitch, yaw], got {list(pose)}")
+    x, y, z, roll, pitch, yaw = (float(v) for v in pose)
+    h, w = intr.height, intr.width
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    pix = np.stack([u.ravel(), v.ravel()], 1).reshape(-1, 1, 2)
+    norm = cv2.undistortPoints(pix, intr.k, intr.d if intr.d.size else None).reshape(-1, 2)
+    rays = np.column_stack([norm, np.ones(len(norm))])  # optical frame
+    d = rays @ (rotation_rpy(roll, pitch, yaw) @ OPTICAL_TO_BODY).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(d[:, 2] < -1e-9, -z / d[:, 2], np.nan)
+    if z <= 0:
+        t[:] = np.nan  # a camera at or below the ground sees no ground plane
+    pts = np.column_stack([x + t * d[:, 0], y + t * d[:, 1]])
+    return pts.reshape(h, w, 2)
+
+
+def project_ground(intr: Intrinsics, pose: Sequence[float], xy: np.ndarray) -> np.ndarray:
+    """(N, 2) pixel coordinates of ground points (x, y, 0); NaN behind the camera."""
+    x, y, z, roll, pitch, yaw = (float(v) for v in pose)
+    r_cw = (rotation_rpy(roll, pitch, yaw) @ OPTICAL_TO_BODY).T  # grid -> optical
+    t = -r_cw @ np.array([x, y, z])
+    pts = np.column_stack([xy, np.zeros(len(xy))])
+    cam_z = pts @ r_cw[2] + t[2]
+    rvec, _ = cv2.Rodrigues(r_cw)
+    px, _ = cv2.projectPoints(pts, rvec, t, intr.k, intr.d if intr.d.size else None)
+    px = px.reshape(-1, 2)
+    px[cam_z <= 1e-6] = np.nan
+    return px
+
+
+class GroundGrid:
+    """Cell <-> pixel mappings for one camera_info, pose and grid; ``render`` per frame.
+
+    Ground cells look their class up at the pixel their centre projects to (so far cells, which
+    span less than a pixel row, are not left empty); obstacle contacts go the other way, from the
+    lowest obstacle pixel of each image column down its ray to the ground.
+    """
+
+    def __init__(self, intr: Intrinsics, pose: Sequence[float], spec: GridSpec) -> None:
+        self.spec = spec
+        self.shape = (intr.height, intr.width)
+        h, w = self.shape
+        # Cell centres -> pixel index (-1: outside the image or behind the camera).
+        cx = spec.x_range[0] + (np.arange(spec.cols) + 0.5) * spec.resolution
+        cy = spec.y_range[0] + (np.arange(spec.rows) + 0.5) * spec.resolution
+        gx, gy = np.meshgrid(cx, cy)  # (rows, cols): rows along y, columns along x
+        px = project_ground(intr, pose, np.column_stack([gx.ravel(), gy.ravel()]))
+        u, v = np.round(px[:, 0]), np.round(px[:, 1])
+        seen = np.isfinite(u) & np.isfinite(v) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        self._seen_cells = np.flatnonzero(seen)
+        self._seen_pix = (v[seen] * w + u[seen]).astype(np.int64)
+        # Pixels -> cell index (-1: the ray misses the ground or the grid).
+        pts = ground_points(intr, pose)
+        with np.errstate(invalid="ignore"):
+            col = np.floor((pts[..., 0] - spec.x_range[0]) / spec.resolution)
+            row = np.floor((pts[..., 1] - spec.y_range[0]) / spec.resolution)
+            ok = np.isfinite(col) & np.isfinite(row) & (col >= 0) & (col < spec.cols) & \
+                (row >= 0) & (row < spec.rows)
+        cell = np.full(self.shape, -1, np.int64)
+        cell[ok] = (row[ok] * spec.cols + col[ok]).astype(np.int64)
+        self.cell = cell
+        self.cells = np.full(spec.rows * spec.cols, UNKNOWN, np.int8)
+
+    def render(self, ids: np.ndarray, drivable_lut: np.ndarray,
+               obstacle_lut: np.ndarray) -> np.ndarray:
+        """(rows, cols) int8: 0 drivable ground, 100 an obstacle's ground contact, -1 unknown.
+
+        An obstacle's contact is the lowest obstacle pixel of each image column (its projected
+        top would lie far behind it). ``ids`` must have the mapping's size. The array returned
+        is reused by the next call.
+        """
+        if ids.shape != self.shape:
+            raise ValueError(f"ids are {ids.shape}, the grid mapping was built for {self.shape}")
+        out = self.cells
+        out.fill(UNKNOWN)
+        free = drivable_lut[ids.ravel()[self._seen_pix]] > 0
+        out[self._seen_cells[free]] = FREE
+        # A 0/1 table viewed as bool: one LUT pass, faster than fancy indexing and a compare.
+        obst = cv2.LUT(ids, (obstacle_lut > 0).astype(np.uint8)).view(bool)
+        lowest = ids.shape[0] - 1 - np.argmax(obst[::-1], axis=0)
+        # A contact needs a short vertical run of obstacle above it: a silhouette's corner
+        # column or a stray pixel near the horizon would otherwise mark ground far behind.
+        run = obst.any(axis=0) & (lowest >= CONTACT_RUN - 1)
+        for k in range(1, CONTACT_RUN):
+            run &= obst[np.maximum(lowest - k, 0), np.arange(ids.shape[1])]
+        # Ragged silhouette edges: a column at an obstacle's side may stop short of the ground;
+        # its neighbours' lower contact is the better estimate (conservative: nearer).
+        low = np.where(run, lowest, -1)
+        low[1:] = np.maximum(low[1:], np.where(run[1:], low[:-1], -1))
+        low[:-1] = np.maximum(low[:-1], np.where(run[:-1], np.where(run[1:], lowest[1:], -1), -1))
+        cols = np.flatnonzero(run)
+        contact = self.cell[low[cols], cols]
+        out[contact[contact >= 0]] = OCCUPIED
+        return out.reshape(self.spec.rows, self.spec.cols)

@@ -1,0 +1,119 @@
+"""Flat-ground grid from a synthetic camera: a road rectangle and a box rendered by projecting
+their 3-D corners with OpenCV, then checked cell by cell."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from seg_perception.geometry import (
+    FREE,
+    OCCUPIED,
+    OPTICAL_TO_BODY,
+    UNKNOWN,
+    GridSpec,
+    GroundGrid,
+    Intrinsics,
+    ground_points,
+    rotation_rpy,
+)
+from seg_perception.masks import group_lut
+
+W, H = 480, 360
+K = [400.0, 0, 239.5, 0, 400.0, 179.5, 0, 0, 1]
+POSE = [1.0, 0.5, 1.5, 0.0, 0.12, 0.05]  # 1.5 m up, pitched down ~7 degrees, yawed a little
+ROAD, CAR, SKY = 3, 8, 0
+
+
+def intr(w: int = W, h: int = H) -> Intrinsics:
+    return Intrinsics.from_fields(K, [], [], w, h)
+
+
+def project(points: np.ndarray, pose=POSE, k=K) -> np.ndarray:
+    """World points to pixels through OpenCV's own projection (independent of ground_points)."""
+    r_wb = rotation_rpy(*pose[3:])
+    r_cw = (r_wb @ OPTICAL_TO_BODY).T
+    t = -r_cw @ np.asarray(pose[:3])
+    rvec, _ = cv2.Rodrigues(r_cw)
+    px, _ = cv2.projectPoints(points.astype(np.float64), rvec, t,
+                              np.asarray(k).reshape(3, 3), None)
+    return px.reshape(-1, 2)
+
+
+def scene() -> np.ndarray:
+    ids = np.full((H, W), SKY, np.uint8)  # sky/other: neither drivable nor obstacle
+    road = np.array([[4, -2, 0], [20, -2, 0], [20, 3, 0], [4, 3, 0]], np.float64)
+    cv2.fillPoly(ids, [np.round(project(road)).astype(np.int32)], ROAD)
+    box = np.array([[x, y, z] for x in (10, 11) for y in (0, 1.2) for z in (0, 1.5)], np.float64)
+    hull = cv2.convexHull(np.round(project(box)).astype(np.int32))
+    cv2.fillPoly(ids, [hull], CAR)
+    return ids
+
+
+def cell_of(spec: GridSpec, x: float, y: float) -> tuple[int, int]:
+    return int((y - spec.y_range[0]) // spec.resolution), int((x - spec.x_range[0]) // spec.resolution)
+
+
+def test_axes_follow_rep103():
+    # The optical axis of an unrotated camera looks along body x; pitching down tilts it to -z.
+    assert np.allclose(OPTICAL_TO_BODY @ [0, 0, 1], [1, 0, 0])
+    assert np.allclose(rotation_rpy(0, np.pi / 2, 0) @ [1, 0, 0], [0, 0, -1])
+    assert np.allclose(rotation_rpy(0, 0, np.pi / 2) @ [1, 0, 0], [0, 1, 0])
+    # Looking straight down from 2 m: the image centre sees the point below the camera.
+    pts = ground_points(intr(), [3.0, 1.0, 2.0, 0.0, np.pi / 2, 0.0])
+    assert np.allclose(pts[179, 239], [3.0, 1.0], atol=0.01)  # half a pixel off centre
+    # Pixels to the right of centre see ground to the right (negative y).
+    assert pts[179, 400, 1] < 1.0
+
+
+def test_rays_above_the_horizon_miss_the_ground():
+    pts = ground_points(intr(), [0, 0, 1.5, 0, 0.0, 0])  # level camera: top half is sky
+    assert np.isnan(pts[:179]).all() and np.isfinite(pts[181:]).all()
+
+
+def test_grid_cells_from_a_rendered_scene():
+    spec = GridSpec(0.25, (0.0, 30.0), (-10.0, 10.0))
+    grid = GroundGrid(intr(), POSE, spec)
+    g = grid.render(scene(), group_lut([ROAD]), group_lut([CAR]))
+    assert g.shape == (spec.rows, spec.cols) == (80, 120) and g.dtype == np.int8
+    # Road interior is free, well away from its borders and from the box and its shadow.
+    for x, y in [(5.0, -1.0), (8.0, 2.0), (15.0, -1.5), (18.0, 2.5), (6.5, 0.5)]:
+        assert g[cell_of(spec, x, y)] == FREE, (x, y)
+    # The box stands on the ground along its near face x = 10, y in 0..1.2: occupied there.
+    contact = [g[cell_of(spec, xx, yy)] for xx in (9.9, 10.1) for yy in (0.2, 0.6, 1.0)]
+    assert OCCUPIED in contact
+    occ = np.argwhere(g == OCCUPIED)
+    xs = spec.x_range[0] + (occ[:, 1] + 0.5) * spec.resolution
+    ys = spec.y_range[0] + (occ[:, 0] + 0.5) * spec.resolution
+    assert (np.abs(xs - 10.0) < 0.6).all() and ((ys > -0.4) & (ys < 1.6)).all()
+    # Not its projected top: nothing occupied far behind the box.
+    assert not (g[:, cell_of(spec, 14.0, 0)[1]:] == OCCUPIED).any()
+    # Outside the road and beyond what the camera sees: unknown.
+    for x, y in [(25.0, -8.0), (0.5, 0.0), (29.0, 9.0), (12.0, 6.0)]:
+        assert g[cell_of(spec, x, y)] == UNKNOWN, (x, y)
+
+
+def test_scaled_intrinsics_see_the_same_ground():
+    full = ground_points(intr(), POSE)
+    small = intr().scaled(240, 180)
+    half = ground_points(small, POSE)
+    # The centre of small pixel (i, j) is the centre of the 2x2 full-size block it covers.
+    block = (full[1::2, 1::2] + full[:-1:2, :-1:2]) / 2  # NaN where either misses the ground
+    ok = np.isfinite(block[..., 0]) & (block[..., 0] < 15)
+    assert np.allclose(half[ok], block[ok], rtol=0.05, atol=0.05)
+    assert small.k[0, 0] == pytest.approx(200.0) and small.width == 240
+
+
+def test_bad_geometry_is_refused():
+    with pytest.raises(ValueError, match="grid_resolution"):
+        GridSpec(0.0, (0, 30), (-10, 10))
+    with pytest.raises(ValueError, match="grid_x_range"):
+        GridSpec(0.1, (30, 0), (-10, 10))
+    with pytest.raises(ValueError, match="camera_pose"):
+        ground_points(intr(), [0, 0, 1])
+    with pytest.raises(ValueError, match="focal"):
+        Intrinsics.from_fields([0] * 9, [], [], W, H)
+    grid = GroundGrid(intr(), POSE, GridSpec(0.5, (0, 30), (-10, 10)))
+    with pytest.raises(ValueError, match="built for"):
+        grid.render(np.zeros((10, 10), np.uint8), group_lut([ROAD]), group_lut([CAR]))
