@@ -52,7 +52,8 @@ def scene() -> np.ndarray:
 
 
 def cell_of(spec: GridSpec, x: float, y: float) -> tuple[int, int]:
-    return int((y - spec.y_range[0]) // spec.resolution), int((x - spec.x_range[0]) // spec.resolution)
+    res = spec.resolution
+    return int((y - spec.y_range[0]) // res), int((x - spec.x_range[0]) // res)
 
 
 def test_axes_follow_rep103():
