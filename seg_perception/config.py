@@ -11,10 +11,12 @@ from pathlib import Path
 
 from .backends import BACKENDS, PRECISIONS
 from .classes import ClassSet
+from .geometry import GridSpec
 
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 OUTPUTS = ("mask", "color", "overlay", "drivable", "obstacles")
+RESOLUTIONS = ("input", "model")
 
 
 class ConfigError(ValueError):
@@ -45,6 +47,15 @@ class NodeConfig:
     max_frame_age: float
     warn_latency_ms: float
     max_input_pixels: int = 4096 * 4096
+    camera_info_topic: str = ""  # resolved: the camera_info sibling of image_topic
+    output_resolution: str = "input"
+    publish_mask_compressed: bool = False
+    publish_grid: bool = False
+    grid_frame: str = "base_link"
+    camera_pose: tuple[float, ...] = (0.0, 0.0, 1.5, 0.0, 0.0, 0.0)
+    grid_resolution: float = 0.1
+    grid_x_range: tuple[float, float] = (0.0, 30.0)
+    grid_y_range: tuple[float, float] = (-10.0, 10.0)
 
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
@@ -87,6 +98,24 @@ def validate(p: dict, classes: ClassSet) -> NodeConfig:
     if not topic or " " in topic:
         raise ConfigError("image_topic", f"not a valid topic name: {topic!r}")
     outputs = frozenset(o for o in OUTPUTS if p[f"publish_{o}"])
+    info_topic = str(p.get("camera_info_topic", "")) or camera_info_sibling(topic)
+    if " " in info_topic:
+        raise ConfigError("camera_info_topic", f"not a valid topic name: {info_topic!r}")
+    pose = tuple(float(v) for v in p.get("camera_pose", (0.0, 0.0, 1.5, 0.0, 0.0, 0.0)))
+    if len(pose) != 6:
+        raise ConfigError("camera_pose", f"must be [x, y, z, roll, pitch, yaw] (m, rad) of the "
+                          f"camera in grid_frame; got {list(pose)}")
+    grid_frame = str(p.get("grid_frame", "base_link"))
+    if not grid_frame:
+        raise ConfigError("grid_frame", "must name a frame, e.g. base_link")
+    try:
+        grid = GridSpec(float(p.get("grid_resolution", 0.1)),
+                        _range("grid_x_range", p.get("grid_x_range", (0.0, 30.0))),
+                        _range("grid_y_range", p.get("grid_y_range", (-10.0, 10.0))))
+    except ConfigError:
+        raise
+    except ValueError as exc:  # the ranges are checked above: resolution or grid size
+        raise ConfigError("grid_resolution", str(exc)) from exc
     max_pixels = int(p.get("max_input_pixels", 4096 * 4096))
     if max_pixels < 16 * 16:
         raise ConfigError("max_input_pixels", f"must be at least 256 (16x16); got {max_pixels}")
@@ -111,4 +140,27 @@ def validate(p: dict, classes: ClassSet) -> NodeConfig:
         max_frame_age=float(p["max_frame_age"]),
         warn_latency_ms=float(p["warn_latency_ms"]),
         max_input_pixels=max_pixels,
+        camera_info_topic=info_topic,
+        output_resolution=_choice("output_resolution", p.get("output_resolution", "input"),
+                                  RESOLUTIONS),
+        publish_mask_compressed=bool(p.get("publish_mask_compressed", False)),
+        publish_grid=bool(p.get("publish_grid", False)),
+        grid_frame=grid_frame,
+        camera_pose=pose,
+        grid_resolution=grid.resolution,
+        grid_x_range=grid.x_range,
+        grid_y_range=grid.y_range,
     )
+
+
+def camera_info_sibling(image_topic: str) -> str:
+    """image_transport's convention: /camera/image_raw -> /camera/camera_info."""
+    return image_topic.rsplit("/", 1)[0] + "/camera_info" if "/" in image_topic \
+        else "camera_info"
+
+
+def _range(name: str, value: object) -> tuple[float, float]:
+    v = [float(x) for x in value]  # type: ignore[attr-defined]
+    if len(v) != 2 or not v[1] > v[0]:
+        raise ConfigError(name, f"must be [min, max] in metres with max > min; got {v}")
+    return v[0], v[1]

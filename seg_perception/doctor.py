@@ -22,9 +22,6 @@ import numpy as np
 
 from .backends import PRECISIONS
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_MODEL = HERE.parent / "engines" / "seglite_camvid.onnx"
-DEFAULT_FRAMES = HERE.parent / "data" / "camvid_sample" / "camvid_sample.mcap"
 AGREEMENT = {"fp32": 0.995, "fp16": 0.99, "int8": 0.97}
 """Least share of pixels whose ids equal ONNX Runtime FP32's for a precision to pass."""
 
@@ -48,11 +45,11 @@ class Report:
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="seg_perception ONNX")
+    p.add_argument("--model", default="", help="seg_perception ONNX (default: the bundled one)")
     p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["fp16", "int8"],
                    help="engines to build or find and check")
     p.add_argument("--engine-dir", help="engine cache directory (default: beside the model)")
-    p.add_argument("--frames", default=str(DEFAULT_FRAMES),
+    p.add_argument("--frames", default="",
                    help="image folder or bag to compare ids on (default: the bundled sample)")
     p.add_argument("--num-frames", type=int, default=8)
     p.add_argument("--runs", type=int, default=50, help="timed runs per engine")
@@ -66,7 +63,11 @@ def _import(name: str) -> Any:  # noqa: ANN401 - a module
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     r = Report(out)
-    model = Path(args.model)
+    from .modelinfo import default_model_path, package_share
+
+    model = Path(args.model) if args.model else default_model_path()
+    if not args.frames:
+        args.frames = str(package_share() / "data" / "camvid_sample" / "camvid_sample.mcap")
     engine_dir = Path(args.engine_dir) if args.engine_dir else model.parent
     out(f"seg_perception doctor: model {model}, engines in {engine_dir}")
 

@@ -7,15 +7,18 @@ Run: ``python -m seg_perception.node --ros-args --params-file config/segmentatio
 
 from __future__ import annotations
 
+import array
 import contextlib
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -29,11 +32,20 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .backends import BACKENDS, PRECISIONS, create_backend
 from .codec import DEFAULT_MAX_PIXELS, decode_compressed, decode_raw
-from .config import OUTPUTS, RELIABILITIES, TRANSPORTS, ConfigError, NodeConfig, validate
+from .config import (
+    OUTPUTS,
+    RELIABILITIES,
+    RESOLUTIONS,
+    TRANSPORTS,
+    ConfigError,
+    NodeConfig,
+    validate,
+)
+from .geometry import GridSpec, GroundGrid, Intrinsics
 from .modelinfo import default_model_path, read_model_info
 from .outputs import COLOUR, OutputRenderer
 from .pipeline import Segmenter
@@ -46,6 +58,7 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 NODE_NAME = "segmentation_node"
+PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # lossless at any level; 1 is the fast end
 _T = ParameterType
 
 
@@ -92,6 +105,19 @@ class SegmentationNode(Node):
         # Reused per output: publish copies the message, and building one costs Python time.
         self._out_msgs = {o: Image(encoding="rgb8" if o in COLOUR else "mono8")
                           for o in self.cfg.outputs}
+        # Planner outputs beyond images: camera_info for what is published, PNG masks, a grid.
+        self._camera_info: CameraInfo | None = None
+        self._info_sub = self.create_subscription(CameraInfo, self.cfg.camera_info_topic,
+                                                  self._on_camera_info, qos_profile_sensor_data)
+        self._info_pub = self.create_publisher(CameraInfo, "segmentation/camera_info", out_qos)
+        self._png_pub = self.create_publisher(CompressedImage, "segmentation/mask/compressed",
+                                              out_qos) if self.cfg.publish_mask_compressed else None
+        self._grid_pub = self.create_publisher(OccupancyGrid, "segmentation/grid", out_qos) \
+            if self.cfg.publish_grid else None
+        self._grid: GroundGrid | None = None
+        self._grid_key: tuple | None = None
+        self._grid_note = "off" if not self.cfg.publish_grid else \
+            f"waiting for camera_info on {self.cfg.camera_info_topic}"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
         self._worker = self._start_worker()
@@ -139,6 +165,26 @@ class SegmentationNode(Node):
                                       "dropped as stale", _T.PARAMETER_DOUBLE))
         d("warn_latency_ms", 100.0, _desc("p95 receipt-to-publish latency above this is a WARN",
                                           _T.PARAMETER_DOUBLE))
+        d("camera_info_topic", "", _desc("camera_info matched to the frames; empty: the "
+                                         "camera_info sibling of image_topic",
+                                         _T.PARAMETER_STRING))
+        d("output_resolution", "input", _desc(f"{', '.join(RESOLUTIONS)}: outputs at the "
+                                              "camera's or the model's resolution",
+                                              _T.PARAMETER_STRING))
+        d("publish_mask_compressed", False, _desc("publish segmentation/mask/compressed "
+                                                  "(lossless PNG)", _T.PARAMETER_BOOL))
+        d("publish_grid", False, _desc("publish segmentation/grid (nav_msgs/OccupancyGrid on a "
+                                       "flat ground); needs camera_info", _T.PARAMETER_BOOL))
+        d("grid_frame", "base_link", _desc("frame of the grid and of camera_pose (REP-103)",
+                                           _T.PARAMETER_STRING))
+        d("camera_pose", [0.0, 0.0, 1.5, 0.0, 0.0, 0.0],
+          _desc("[x, y, z, roll, pitch, yaw] of the camera body in grid_frame (m, rad; "
+                "positive pitch looks down)", _T.PARAMETER_DOUBLE_ARRAY))
+        d("grid_resolution", 0.1, _desc("grid cell size (m)", _T.PARAMETER_DOUBLE))
+        d("grid_x_range", [0.0, 30.0], _desc("[min, max] x of the grid (m)",
+                                             _T.PARAMETER_DOUBLE_ARRAY))
+        d("grid_y_range", [-10.0, 10.0], _desc("[min, max] y of the grid (m)",
+                                               _T.PARAMETER_DOUBLE_ARRAY))
         d("max_input_pixels", DEFAULT_MAX_PIXELS,
           _desc("largest frame (width x height) decoded; larger declared sizes are refused "
                 "unread", _T.PARAMETER_INTEGER))
@@ -155,7 +201,9 @@ class SegmentationNode(Node):
         names = ["backend", "precision", "input_size", "threads", "engine_dir", "force_rebuild",
                  "dla_core", "image_topic", "input_transport", "qos_reliability", "qos_depth",
                  "overlay_alpha", "diagnostics_period", "max_frame_age", "warn_latency_ms",
-                 "max_input_pixels",
+                 "max_input_pixels", "camera_info_topic", "output_resolution",
+                 "publish_mask_compressed", "publish_grid", "grid_frame", "camera_pose",
+                 "grid_resolution", "grid_x_range", "grid_y_range",
                  "drivable_classes", "obstacle_classes", *(f"publish_{o}" for o in OUTPUTS)]
         values = {n: self.get_parameter(n).value for n in names}
         cfg = validate({**values, "model": model}, groups)
@@ -185,6 +233,9 @@ class SegmentationNode(Node):
         # bookkeeping after this callback (measured 0.3 ms per frame; 0.02 ms with this).
         time.sleep(0)
 
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg  # one reference swap: the worker reads whichever is newest
+
     def _on_lost(self, info: object) -> None:
         self.stats.count("lost", int(getattr(info, "total_count_change", 1)))
 
@@ -213,8 +264,9 @@ class SegmentationNode(Node):
             log.error(f"bad frame on {self._sub.topic_name}: {exc}", throttle_duration_sec=5.0)
             return
         try:
-            small_ids = self.segmenter.infer_small(rgb)
-            self._publish(frame.msg.header, rgb, small_ids)
+            small_rgb, small_ids = self.segmenter.run(rgb)
+            out_rgb = rgb if self.cfg.output_resolution == "input" else small_rgb
+            self._publish(frame.msg.header, out_rgb, small_ids)
         except Exception as exc:  # noqa: BLE001 - a backend fault must not kill the worker
             if self._slot.closed:  # shutting down: the backend or context went first
                 return
@@ -240,18 +292,96 @@ class SegmentationNode(Node):
         return "worker thread ended and was restarted"
 
     def _publish(self, header: object, rgb: np.ndarray, small_ids: np.ndarray) -> None:
+        """Outputs at ``rgb``'s size (the camera's or the model's), planner outputs first."""
         wanted = [name for name, pub in self._pubs.items() if pub.get_subscription_count() > 0]
-        if not wanted:
+        png = self._png_pub is not None and self._png_pub.get_subscription_count() > 0
+        if self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0:
+            self._publish_grid(header, small_ids)
+        if self._info_pub.get_subscription_count() > 0:
+            self._publish_camera_info(header, rgb.shape[:2])
+        render = [*wanted, "mask"] if png and "mask" not in wanted else wanted
+        if not render:
             return
         alpha = float(self.get_parameter("overlay_alpha").value) if "overlay" in wanted else 0.5
         # Each output goes out as soon as it is rendered, so the mask does not wait for colours.
-        for name, view in self._renderer.iter_render(wanted, small_ids, rgb, alpha):
-            msg = self._out_msgs[name]
-            msg.header = header
-            msg.height, msg.width = view.shape[:2]
-            msg.step = view.strides[0]
-            msg.data = self._renderer.buffers[name].data
-            self._pubs[name].publish(msg)
+        for name, view in self._renderer.iter_render(render, small_ids, rgb, alpha):
+            if name in wanted:
+                msg = self._out_msgs[name]
+                msg.header = header
+                msg.height, msg.width = view.shape[:2]
+                msg.step = view.strides[0]
+                msg.data = self._renderer.buffers[name].data
+                self._pubs[name].publish(msg)
+            if name == "mask" and png:
+                ok, data = cv2.imencode(".png", view, PNG_FAST)
+                if ok:
+                    out = CompressedImage(header=header, format="mono8; png compressed")
+                    out.data = data.tobytes()
+                    self._png_pub.publish(out)  # type: ignore[union-attr]
+
+    def _intrinsics(self) -> Intrinsics | None:
+        ci = self._camera_info
+        if ci is None:
+            return None
+        return Intrinsics.from_fields(list(ci.k), list(ci.p), list(ci.d), int(ci.width),
+                                      int(ci.height))
+
+    def _publish_camera_info(self, header: object, size: tuple[int, int]) -> None:
+        """The camera_info of what is published: K and P scaled to the outputs' size."""
+        ci = self._camera_info
+        if ci is None:
+            return
+        try:
+            intr = self._intrinsics()
+        except ValueError as exc:
+            self.get_logger().error(f"camera_info on {self.cfg.camera_info_topic}: {exc}",
+                                    throttle_duration_sec=5.0)
+            return
+        assert intr is not None
+        h, w = size
+        scaled = intr.scaled(w, h)
+        out = CameraInfo(header=header, height=h, width=w, distortion_model=ci.distortion_model,
+                         d=list(ci.d), r=list(ci.r))
+        out.k = scaled.k.ravel().tolist()
+        out.p = scaled.p.ravel().tolist()
+        self._info_pub.publish(out)
+
+    def _publish_grid(self, header: object, small_ids: np.ndarray) -> None:
+        ci = self._camera_info
+        if ci is None:
+            self._grid_note = f"no grid: no camera_info on {self.cfg.camera_info_topic}"
+            return
+        key = (tuple(ci.k), tuple(ci.d), ci.width, ci.height, small_ids.shape)
+        if key != self._grid_key:
+            # Built once per camera_info (a few hundred ms at 480x360), then lookups per frame.
+            try:
+                intr = self._intrinsics()
+                assert intr is not None
+                h, w = small_ids.shape
+                spec = GridSpec(self.cfg.grid_resolution, self.cfg.grid_x_range,
+                                self.cfg.grid_y_range)
+                self._grid = GroundGrid(intr.scaled(w, h), self.cfg.camera_pose, spec)
+                self._grid_note = f"ok: {spec.cols}x{spec.rows} cells of {spec.resolution} m"
+            except ValueError as exc:
+                self._grid = None
+                self._grid_note = f"no grid: {exc}"
+            self._grid_key = key
+        if self._grid is None:
+            return
+        cells = self._grid.render(small_ids, self._renderer.luts["drivable"],
+                                  self._renderer.luts["obstacles"])
+        spec = self._grid.spec
+        msg = OccupancyGrid()
+        msg.header.stamp = header.stamp  # type: ignore[attr-defined]
+        msg.header.frame_id = self.cfg.grid_frame
+        msg.info.map_load_time = header.stamp  # type: ignore[attr-defined]
+        msg.info.resolution = float(spec.resolution)
+        msg.info.width, msg.info.height = spec.cols, spec.rows
+        msg.info.origin.position.x = float(spec.x_range[0])
+        msg.info.origin.position.y = float(spec.y_range[0])
+        msg.info.origin.orientation.w = 1.0
+        msg.data = array.array("b", cells.tobytes())
+        self._grid_pub.publish(msg)  # type: ignore[union-attr]
 
     # -- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -281,7 +411,8 @@ class SegmentationNode(Node):
             "backend_p50_ms": f"{r.backend_p50_ms:.2f}",
             "node_overhead_p50_ms": f"{r.overhead_p50_ms:.2f}",
             "dropped": str(r.dropped), "bad_frames": str(r.bad), "lost": str(r.lost),
-            "errors": str(r.errors),
+            "errors": str(r.errors), "grid": self._grid_note,
+            "output_resolution": self.cfg.output_resolution,
             **{f"total_{k}": str(v) for k, v in r.totals.items()},
         }
         status = DiagnosticStatus(

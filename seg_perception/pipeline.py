@@ -51,11 +51,16 @@ class Segmenter:
 
     def infer_small(self, rgb: np.ndarray) -> np.ndarray:
         """Ids at the model's input size; ``last_backend_s`` keeps the backend's own time."""
+        return self.run(rgb)[1]
+
+    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the frame at the model's input size, its ids): outputs at model resolution reuse
+        the resized frame instead of shrinking it twice."""
         x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         ids = self.backend.infer(x)
         self.last_backend_s = time.perf_counter() - t0
-        return ids
+        return x, ids
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """Ids at the frame's size."""

@@ -68,9 +68,13 @@ def served(model, topics: dict, in_type=Image, in_topic="/camera/image_raw", in_
         ex.add_node(peer)
         rec = Recorder(peer, topics)
         pub = peer.create_publisher(in_type, in_topic, in_qos)
-        outs = [t.rsplit("/", 1)[1] for t in topics if t.startswith("/segmentation/")]
+        pubs = {**{f"/segmentation/{o}": p for o, p in node._pubs.items()},
+                "/segmentation/camera_info": node._info_pub,
+                "/segmentation/mask/compressed": node._png_pub,
+                "/segmentation/grid": node._grid_pub}
+        outs = [pubs[t] for t in topics if t.startswith("/segmentation/")]
         assert wait_for(lambda: pub.get_subscription_count() > 0
-                        and all(node._pubs[o].get_subscription_count() > 0 for o in outs), 10)
+                        and all(o.get_subscription_count() > 0 for o in outs), 10)
         try:
             yield node, pub, rec
         finally:
@@ -251,6 +255,10 @@ def test_node_process_with_shipped_config(tiny_onnx, rng):
     ("input_size", "[8, 8]"),
     ("input_transport", "theora"),
     ("max_input_pixels", "100"),
+    ("output_resolution", "half"),
+    ("camera_pose", "[0.0, 1.0]"),
+    ("grid_x_range", "[10.0, 0.0]"),
+    ("grid_resolution", "0.0"),
 ])
 def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param, value):
     args = ["-p", f"model:={tiny_onnx}"] if param != "model" else []
@@ -340,3 +348,87 @@ def test_a_dead_worker_turns_diagnostics_error_and_is_restarted(tiny_onnx, rng):
         assert node.stats.totals["worker_restarts"] == 1
         pub.publish(image_msg(f, "rgb8", 2))
         assert wait_for(lambda: rec.count("/segmentation/mask") >= 1, 10)
+
+
+def _camera_info(w: int, h: int, stamp: int = 0):
+    from sensor_msgs.msg import CameraInfo
+
+    f = 0.8 * w
+    ci = CameraInfo(width=w, height=h, distortion_model="plumb_bob")
+    ci.k = [f, 0.0, (w - 1) / 2, 0.0, f, (h - 1) / 2, 0.0, 0.0, 1.0]
+    ci.p = [f, 0.0, (w - 1) / 2, 0.0, 0.0, f, (h - 1) / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ci.d = [0.0] * 5
+    return ci
+
+
+def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import CameraInfo
+
+    topics = {"/segmentation/mask": Image, "/segmentation/camera_info": CameraInfo,
+              "/segmentation/mask/compressed": CompressedImage,
+              "/segmentation/grid": OccupancyGrid, "/diagnostics": DiagnosticArray}
+    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10,
+                publish_mask_compressed=True, publish_grid=True, diagnostics_period=0.2,
+                camera_pose=[0.0, 0.0, 1.5, 0.0, 0.2, 0.0], grid_resolution=0.5,
+                grid_x_range=[0.0, 20.0], grid_y_range=[-5.0, 5.0]) as (node, pub, rec):
+        f = frame(rng, 240, 320)  # the tiny model runs at 96x128: outputs are enlarged
+        pub.publish(image_msg(f, "rgb8", 1))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 1, 10)
+        # Without camera_info: no grid, no camera_info out, and diagnostics say why.
+        assert rec.count("/segmentation/grid") == 0 and rec.count("/segmentation/camera_info") == 0
+        assert wait_for(lambda: any("no camera_info" in kv.value
+                                    for _, m in rec.msgs["/diagnostics"] for s in m.status
+                                    for kv in s.values if kv.key == "grid"), 5)
+        info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+        info_pub.publish(_camera_info(320, 240))
+        assert wait_for(lambda: node._camera_info is not None, 5)
+        pub.publish(image_msg(f, "rgb8", 2))
+        assert wait_for(lambda: rec.count("/segmentation/grid") == 1, 10)
+        assert wait_for(lambda: rec.count("/segmentation/mask/compressed") == 2, 10)
+        mask = arr(rec.msgs["/segmentation/mask"][-1][1])
+        png = rec.msgs["/segmentation/mask/compressed"][-1][1]
+        assert png.format == "mono8; png compressed"
+        decoded = cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(decoded, mask)  # lossless: exactly the mask
+        assert stamp_ns(png) == stamp_ns(rec.msgs["/segmentation/mask"][-1][1])
+        ci = rec.msgs["/segmentation/camera_info"][-1][1]
+        assert (ci.width, ci.height) == (320, 240) and ci.k[0] == pytest.approx(256.0)
+        grid = rec.msgs["/segmentation/grid"][-1][1]
+        assert grid.header.frame_id == "base_link" and stamp_ns(grid) == 2
+        assert (grid.info.width, grid.info.height, grid.info.resolution) == (40, 20, 0.5)
+        assert grid.info.origin.position.x == 0.0 and grid.info.origin.position.y == -5.0
+        cells = np.array(grid.data, np.int8)
+        assert set(np.unique(cells)) <= {-1, 0, 100} and len(cells) == 800
+        # The same grid from the functional core, at the model's resolution.
+        from seg_perception.geometry import GridSpec, GroundGrid, Intrinsics
+
+        small = node.segmenter.infer_small(f)
+        intr = Intrinsics.from_fields(_camera_info(320, 240).k, _camera_info(320, 240).p, [],
+                                      320, 240).scaled(128, 96)
+        ref = GroundGrid(intr, [0.0, 0.0, 1.5, 0.0, 0.2, 0.0], GridSpec(0.5, (0, 20), (-5, 5)))
+        np.testing.assert_array_equal(
+            cells.reshape(20, 40), ref.render(small, node._renderer.luts["drivable"],
+                                              node._renderer.luts["obstacles"]))
+
+
+def test_outputs_at_model_resolution(tiny_onnx, rng):
+    from sensor_msgs.msg import CameraInfo
+
+    topics = {"/segmentation/mask": Image, "/segmentation/color": Image,
+              "/segmentation/camera_info": CameraInfo}
+    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10,
+                output_resolution="model") as (node, pub, rec):
+        info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+        info_pub.publish(_camera_info(640, 480))
+        assert wait_for(lambda: node._camera_info is not None, 5)
+        f = frame(rng, 480, 640)
+        pub.publish(image_msg(f, "rgb8", 7))
+        assert wait_for(lambda: rec.count("/segmentation/color") == 1
+                        and rec.count("/segmentation/camera_info") == 1, 10)
+        mask = rec.msgs["/segmentation/mask"][0][1]
+        assert (mask.height, mask.width) == (96, 128)  # the tiny model's input size
+        np.testing.assert_array_equal(arr(mask), node.segmenter.infer_small(f))
+        ci = rec.msgs["/segmentation/camera_info"][0][1]
+        assert (ci.width, ci.height) == (128, 96) and stamp_ns(ci) == 7
+        assert ci.k[0] == pytest.approx(512 * 128 / 640)
