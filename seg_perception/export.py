@@ -34,10 +34,13 @@ class ExportWrapper(nn.Module):
         self.with_logits = with_logits
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = image.permute(0, 3, 1, 2).float()
+        # TensorRT's graph boundaries: a UINT8 input must feed a Cast to float directly (no
+        # Transpose first), and only FP32/FP16 convert to UINT8, so the integer ArgMax goes
+        # through float on its way out. Both casts are exact for pixel values and class ids.
+        x = image.float().permute(0, 3, 1, 2)
         logits = F.interpolate(self.model(x), size=x.shape[-2:], mode="bilinear",
                                align_corners=False)
-        labels = logits.argmax(1).to(torch.uint8)
+        labels = logits.argmax(1).float().to(torch.uint8)
         return (labels, logits) if self.with_logits else (labels,)
 
 
@@ -59,6 +62,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, with_logits: bool = Fal
                 opset: int = OPSET) -> Path:
     """Writes the ONNX atomically and returns its path."""
     import onnx
+
+    from .trt_conformance import ConformanceError, assert_conformant
 
     if opset < 17:
         raise ValueError(f"opset {opset} too old: at least 17")
@@ -86,6 +91,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, with_logits: bool = Fal
         entry.key, entry.value = k, v
     m.producer_name = "seg_perception"
     onnx.checker.check_model(m)
+    try:
+        # Refuse a graph TensorRT would reject, before it replaces a working file.
+        assert_conformant(m, what=f"exported graph {out.name}")
+    except ConformanceError:
+        tmp.unlink(missing_ok=True)
+        raise
     onnx.save(m, str(tmp))
     tmp.replace(out)
     return out
