@@ -25,6 +25,13 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     ParameterType,
 )
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    InvalidTopicNameException,
+    ParameterException,
+    ParameterUninitializedException,
+)
 from rclpy.node import Node
 from rclpy.qos import (
     HistoryPolicy,
@@ -60,6 +67,12 @@ except ImportError:  # Humble
 NODE_NAME = "segmentation_node"
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # lossless at any level; 1 is the fast end
 _T = ParameterType
+_TYPE_NAMES = {
+    _T.PARAMETER_BOOL: "true or false", _T.PARAMETER_INTEGER: "an integer",
+    _T.PARAMETER_DOUBLE: "a number", _T.PARAMETER_STRING: "a string",
+    _T.PARAMETER_INTEGER_ARRAY: "a list of integers",
+    _T.PARAMETER_DOUBLE_ARRAY: "a list of numbers", _T.PARAMETER_STRING_ARRAY: "a list of strings",
+}
 
 
 @dataclass
@@ -89,14 +102,15 @@ class SegmentationNode(Node):
             else ReliabilityPolicy.RELIABLE,
             durability=qos_profile_sensor_data.durability)
         events = SubscriptionEventCallbacks(message_lost=self._on_lost)
-        if self.cfg.input_transport == "compressed":
-            topic = self.cfg.image_topic.rstrip("/") + "/compressed"
-            self._sub = self.create_subscription(CompressedImage, topic, self._on_image, in_qos,
-                                                 event_callbacks=events)
-        else:
-            topic = self.cfg.image_topic
-            self._sub = self.create_subscription(Image, topic, self._on_image, in_qos,
-                                                 event_callbacks=events)
+        compressed = self.cfg.input_transport == "compressed"
+        topic = self.cfg.image_topic.rstrip("/") + "/compressed" if compressed \
+            else self.cfg.image_topic
+        try:
+            self._sub = self.create_subscription(CompressedImage if compressed else Image, topic,
+                                                 self._on_image, in_qos, event_callbacks=events)
+        except InvalidTopicNameException as exc:
+            why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+            raise ConfigError("image_topic", f"not a valid topic name: {topic!r} ({why})") from exc
         # Outputs: reliable with depth 1 reaches both reliable and best-effort readers.
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                              reliability=ReliabilityPolicy.RELIABLE)
@@ -107,8 +121,13 @@ class SegmentationNode(Node):
                           for o in self.cfg.outputs}
         # Planner outputs beyond images: camera_info for what is published, PNG masks, a grid.
         self._camera_info: CameraInfo | None = None
-        self._info_sub = self.create_subscription(CameraInfo, self.cfg.camera_info_topic,
-                                                  self._on_camera_info, qos_profile_sensor_data)
+        try:
+            self._info_sub = self.create_subscription(
+                CameraInfo, self.cfg.camera_info_topic, self._on_camera_info,
+                qos_profile_sensor_data)
+        except InvalidTopicNameException as exc:
+            raise ConfigError("camera_info_topic", f"not a valid topic name: "
+                              f"{self.cfg.camera_info_topic!r}") from exc
         self._info_pub = self.create_publisher(CameraInfo, "segmentation/camera_info", out_qos)
         self._png_pub = self.create_publisher(CompressedImage, "segmentation/mask/compressed",
                                               out_qos) if self.cfg.publish_mask_compressed else None
@@ -129,8 +148,37 @@ class SegmentationNode(Node):
             f"{self.cfg.qos_reliability}) outputs={sorted(self.cfg.outputs)}")
 
     # -- configuration ---------------------------------------------------------------------
+    def _declare(self, name: str, default: object, desc: ParameterDescriptor) -> None:
+        """declare_parameter, with a value of the wrong type or out of range as a ConfigError
+        naming the parameter (rclpy raises its own exceptions, which would be a traceback)."""
+        try:
+            self.declare_parameter(name, default, desc)
+        except (InvalidParameterTypeException, InvalidParameterValueException,
+                ParameterException, TypeError, ValueError) as exc:
+            given = self._parameter_overrides.get(name)  # what the params file or -p gave
+            value = given.value if given is not None else default
+            want = _TYPE_NAMES.get(desc.type, "another type")
+            ranges = desc.integer_range or desc.floating_point_range
+            limit = f" within {ranges[0].from_value}..{ranges[0].to_value}" if ranges else ""
+            raise ConfigError(name, f"must be {want}{limit}; got {value!r}") from exc
+
+    def _value(self, name: str) -> object:
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException as exc:  # e.g. `[]`: ROS 2 gives it no type
+            raise ConfigError(name, "has no value (an empty list has no type in ROS 2); give at "
+                              "least one entry, or switch the output off") from exc
+
+    def _warn_unknown_parameters(self) -> None:
+        """A misspelt parameter would otherwise be ignored without a word."""
+        known = set(self._parameters)  # rclpy's declared parameters (Humble..Kilted)
+        unknown = sorted(n for n in self._parameter_overrides
+                         if n not in known and not n.startswith("qos_overrides."))
+        if unknown:
+            self.get_logger().warning(f"unknown parameters ignored: {', '.join(unknown)}")
+
     def _configure(self) -> tuple[NodeConfig, Segmenter]:
-        d = self.declare_parameter
+        d = self._declare
         d("model", "", _desc("ONNX model (engines are built from it); empty: the bundled model",
                              _T.PARAMETER_STRING))
         d("backend", "auto", _desc(f"inference backend: {', '.join(BACKENDS)}",
@@ -205,7 +253,8 @@ class SegmentationNode(Node):
                  "publish_mask_compressed", "publish_grid", "grid_frame", "camera_pose",
                  "grid_resolution", "grid_x_range", "grid_y_range",
                  "drivable_classes", "obstacle_classes", *(f"publish_{o}" for o in OUTPUTS)]
-        values = {n: self.get_parameter(n).value for n in names}
+        self._warn_unknown_parameters()
+        values = {n: self._value(n) for n in names}
         cfg = validate({**values, "model": model}, groups)
         size = cfg.input_size or info.input_size
         try:
@@ -432,7 +481,13 @@ class SegmentationNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 - rclpy's RCLError for a bad params file or argument
+        detail = " ".join(str(exc).split())[:300]
+        print(f"[{NODE_NAME}] error: ROS arguments or params file rejected: {detail}",
+              file=sys.stderr)
+        return 2
     node: SegmentationNode | None = None
     code = 0
     try:

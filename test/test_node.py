@@ -255,6 +255,12 @@ def test_node_process_with_shipped_config(tiny_onnx, rng):
     ("input_size", "[8, 8]"),
     ("input_transport", "theora"),
     ("max_input_pixels", "100"),
+    ("threads", "two"),
+    ("threads", "0"),
+    ("input_size", "360x480"),
+    ("drivable_classes", "[]"),
+    ("image_topic", "/bad//topic"),
+    ("overlay_alpha", "2.0"),
     ("output_resolution", "half"),
     ("camera_pose", "[0.0, 1.0]"),
     ("grid_x_range", "[10.0, 0.0]"),
@@ -432,3 +438,36 @@ def test_outputs_at_model_resolution(tiny_onnx, rng):
         ci = rec.msgs["/segmentation/camera_info"][0][1]
         assert (ci.width, ci.height) == (128, 96) and stamp_ns(ci) == 7
         assert ci.k[0] == pytest.approx(512 * 128 / 640)
+
+
+@pytest.mark.parametrize("content", ["x: [\n", None])
+def test_unreadable_params_file_is_one_line_and_exit_2(tmp_path, content):
+    f = tmp_path / "params.yaml"
+    if content is not None:
+        f.write_text(content)
+    r = subprocess.run([sys.executable, "-m", "seg_perception.node", "--ros-args",
+                        "--params-file", str(f)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[segmentation_node] error")]
+    assert len(lines) == 1 and "params file" in lines[0]
+
+
+def test_misspelt_parameter_is_reported(tiny_onnx, tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text(f"/**:\n  ros__parameters:\n    model: {tiny_onnx}\n    thraeds: 1\n"
+                 "    input_size: [0, 0]\n    treads: 3\n")
+    proc = subprocess.Popen([sys.executable, "-m", "seg_perception.node", "--ros-args",
+                             "--params-file", str(f)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = ""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen += line
+            if "segmentation node ready" in line:
+                break
+        assert "unknown parameters ignored: thraeds, treads" in seen
+    finally:
+        proc.terminate()
+        proc.wait(30)
