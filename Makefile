@@ -5,8 +5,8 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3.10 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
-export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
-export FASTRTPS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
+# The Fast DDS profile is set by the test suite and by the demo (seg_perception.dds picks the
+# one variable the installed ROS 2 reads).
 
 .PHONY: setup test demo lint bench clean
 

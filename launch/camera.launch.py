@@ -7,7 +7,7 @@
        outputs on /<camera>/segmentation/...)
 
 Sets the shipped Fast DDS profile (16 MB shared-memory segment) for the node unless
-fastdds_profile:='' is given; give the camera driver the same profile.
+fastdds_profile:=none is given; give the camera driver the same profile.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def _launch_setup(context: object) -> list:
     def get(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    actions: list = []
-    profile = get("fastdds_profile")
-    if profile:
-        actions += [SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
-                    SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile)]
+    from seg_perception.dds import profile_env
+
+    # Only the variable this ROS 2's Fast DDS reads (the other one warns or loads it twice).
+    actions: list = [SetEnvironmentVariable(k, v)
+                     for k, v in profile_env(get("fastdds_profile")).items()]
     for ns, overrides in camera_nodes(get("namespace"), get("cameras"), get("camera_topic"),
                                       get("backend"), get("precision"),
                                       get("model")):
@@ -82,6 +82,8 @@ def generate_launch_description() -> object:
         DeclareLaunchArgument("cameras", default_value="",
                               description="comma-separated camera names: one node each"),
         DeclareLaunchArgument("fastdds_profile",
-                              default_value=os.path.join(share, "config", "fastdds_shm.xml")),
+                              default_value=os.path.join(share, "config", "fastdds_shm.xml"),
+                              description="Fast DDS profile XML for the nodes; none: leave the "
+                                          "environment as it is"),
     ]
     return LaunchDescription([*args, OpaqueFunction(function=_launch_setup)])

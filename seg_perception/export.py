@@ -19,11 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_model
-from .modelinfo import file_sha256
+from .modelinfo import INPUT_NAME, LABELS_NAME, LOGITS_NAME, file_sha256
 
-INPUT_NAME = "image"
-LABELS_NAME = "labels"
-LOGITS_NAME = "logits"
 OPSET = 17
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .bag import COMPRESSED_SUFFIX, COMPRESSED_TYPE, IMAGE_TYPE, typestore
 from .codec import FrameError
+from .dds import FASTDDS, FASTRTPS, profile_env, profile_variable
 from .evaluate import (
     MASK_TOPIC,
     BagTopics,
@@ -36,7 +37,7 @@ from .evaluate import (
 
 READY_MARK = "segmentation node ready"
 DIAGNOSTICS_WAIT_S = 1.5
-PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+PROFILE_VARS = (FASTDDS, FASTRTPS)
 
 
 def shipped_profile() -> Path:
@@ -53,7 +54,7 @@ def fastdds_profile(explicit: Path | None) -> Path | None:
         if not Path(explicit).is_file():
             raise FileNotFoundError(f"Fast DDS profile not found: {explicit}")
         return Path(explicit).resolve()
-    env = os.environ.get(PROFILE_VARS[0])
+    env = os.environ.get(profile_variable()) or os.environ.get(PROFILE_VARS[0])
     if env:
         return Path(env)
     p = shipped_profile()
@@ -64,9 +65,9 @@ def prepare_ros_env(cfg: EvalConfig) -> dict[str, str]:
     """Sets this process's ROS/DDS variables (before rclpy loads) and returns the node's env."""
     profile = fastdds_profile(cfg.fastdds_profile)
     if profile is not None:
-        os.environ[PROFILE_VARS[0]] = str(profile)
-        if PROFILE_VARS[1] in os.environ:  # the deprecated name must not point elsewhere
-            os.environ[PROFILE_VARS[1]] = str(profile)
+        for var in PROFILE_VARS:  # exactly the one this ROS 2 reads
+            os.environ.pop(var, None)
+        os.environ.update(profile_env(str(profile)))
     if cfg.domain_id is not None:
         os.environ["ROS_DOMAIN_ID"] = str(int(cfg.domain_id))
     # Replay traffic stays on this machine unless the user asked otherwise.

@@ -17,10 +17,11 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ["ROS_LOCALHOST_ONLY"] = "1"  # Humble; Jazzy and later read the next line
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 _profile = str(ROOT / "config" / "fastdds_shm.xml")
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", _profile)
-os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", _profile)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from seg_perception.dds import profile_variable  # noqa: E402 - needs ROOT on sys.path
+
+os.environ.setdefault(profile_variable(), _profile)  # only the name this ROS 2 reads
 
 TINY_META = {
     "arch": "seglite",

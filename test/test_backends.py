@@ -376,3 +376,38 @@ def test_tensorrt_int8_from_qdq(model_dir):
     finally:
         b.close()
         q.close()
+
+
+def test_model_contract_is_checked_at_load(tiny_onnx, tmp_path):
+    """A model the node cannot serve fails at start, naming what is wrong, not per frame."""
+    import onnx
+
+    from seg_perception.modelinfo import read_model_info
+
+    def variant(name: str, edit) -> Path:
+        m = onnx.load(str(tiny_onnx))
+        edit(m)
+        out = tmp_path / name
+        onnx.save(m, str(out))
+        return out
+
+    def rename_output(m):
+        old = m.graph.output[0].name
+        m.graph.output[0].name = "ids"
+        for n in m.graph.node:
+            n.output[:] = ["ids" if o == old else o for o in n.output]
+
+    def zero_size(m):
+        for e in m.metadata_props:
+            if e.key == "input_size":
+                e.value = "0x0"
+
+    with pytest.raises(ValueError, match="needs an output 'labels'"):
+        read_model_info(variant("ids.onnx", rename_output))
+    with pytest.raises(ValueError, match="input_size '0x0'"):
+        read_model_info(variant("zero.onnx", zero_size))
+    with pytest.raises(ValueError, match="is a directory"):
+        read_model_info(tmp_path)
+    (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
+    with pytest.raises(ValueError, match="not a readable ONNX model"):
+        read_model_info(tmp_path / "junk.onnx")

@@ -76,3 +76,26 @@ def test_two_cameras_as_the_launch_file_starts_them(tiny_onnx):
     finally:
         for p in procs:
             assert stop_process(p) == 0
+
+
+@pytest.mark.parametrize(("distro", "var"), [
+    ("humble", "FASTRTPS_DEFAULT_PROFILES_FILE"), ("jazzy", "FASTRTPS_DEFAULT_PROFILES_FILE"),
+    ("kilted", "FASTDDS_DEFAULT_PROFILES_FILE"), ("rolling", "FASTDDS_DEFAULT_PROFILES_FILE"),
+])
+def test_exactly_the_profile_variable_the_distro_reads(distro, var):
+    from seg_perception.dds import profile_env
+
+    assert profile_env("/p.xml", distro) == {var: "/p.xml"}
+    for off in ("none", "off", "", "false"):
+        assert profile_env(off, distro) == {}
+
+
+def test_profile_variable_of_the_installed_wheels(monkeypatch):
+    from importlib import metadata
+
+    from seg_perception.dds import profile_variable
+
+    monkeypatch.delenv("ROS_DISTRO", raising=False)
+    fastdds = metadata.version("ros-fastdds")  # these wheels: Kilted's Fast DDS 3
+    assert profile_variable() == ("FASTDDS_DEFAULT_PROFILES_FILE" if fastdds.startswith("3")
+                                  else "FASTRTPS_DEFAULT_PROFILES_FILE")

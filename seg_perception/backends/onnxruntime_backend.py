@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modelinfo import read_model_info
+from ..modelinfo import LABELS_NAME, read_model_info
 
 PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",
@@ -81,7 +81,7 @@ class OnnxRuntimeBackend:
         self.session = ort.InferenceSession(source, opts, providers=chosen)
         self.providers = tuple(self.session.get_providers())
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = "labels"
+        self.output_name = LABELS_NAME
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: image[None]})[0][0]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modelinfo import ModelInfo, file_sha256, read_model_info
+from ..modelinfo import LABELS_NAME, ModelInfo, file_sha256, read_model_info
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -46,7 +46,7 @@ def _info_from_checkpoint(path: Path) -> ModelInfo:
     return ModelInfo(path=path, classes=classes_of(meta),
                      input_size=(int(h), int(w)), mean=tuple(meta["mean"]),  # type: ignore[arg-type]
                      std=tuple(meta["std"]), sha256=file_sha256(path),  # type: ignore[arg-type]
-                     arch=meta["arch"], outputs=("labels",))
+                     arch=meta["arch"], outputs=(LABELS_NAME,))
 
 
 class TorchBackend:
