@@ -198,8 +198,8 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
     profile.set_shape(plan.input_name, shape, shape, shape)
     config.add_optimization_profile(profile)
     cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
+    cache = config.create_timing_cache(cache_bytes)  # None for bytes TensorRT cannot read
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
         log(f"timing cache {timing_cache} does not match this GPU/TensorRT; starting a new one")
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     monitor = None

@@ -10,6 +10,7 @@ detaching, so pycuda never reports 'context stack not empty' at exit.
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..engine_cache import EngineKey, Resolved, obtain_engine, timing_cache_path
-from ..modelinfo import ModelInfo, read_model_info
+from ..modelinfo import LABELS_NAME, ModelInfo, read_model_info
 
 Log = Callable[[str], None]
 
@@ -207,8 +208,12 @@ class TensorRTBackend:
             self.engine_path = resolved.path
             self.precision = precision
             self._engine = resolved.loaded
+            del resolved  # self is the engine's only owner, so close() frees it in the context
             self._setup()
-        except BaseException:
+        except BaseException as exc:
+            # The traceback keeps the failed calls' frames, whose locals may still hold the
+            # engine or device buffers: drop them, so close() frees all of it in the context.
+            traceback.clear_frames(exc.__traceback__)
             self.close()
             raise
 
@@ -219,7 +224,7 @@ class TensorRTBackend:
             self._context = eng.create_execution_context()
             names = [eng.get_tensor_name(i) for i in range(eng.num_io_tensors)]
             inputs = [n for n in names if eng.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-            if len(inputs) != 1 or "labels" not in names:
+            if len(inputs) != 1 or LABELS_NAME not in names:
                 raise ValueError(f"engine {self.engine_path} has inputs {inputs} and tensors "
                                  f"{names}; expected one image input and a 'labels' output")
             self.input_name = inputs[0]
@@ -241,15 +246,16 @@ class TensorRTBackend:
             raise ValueError(f"frame is {image.shape[:2]}, engine {self.engine_path.name} runs "
                              f"at {tuple(want)}")
         buf = self._buffers
-        assert buf is not None
+        if buf is None:
+            raise RuntimeError(f"TensorRT backend for {self.engine_path.name} is closed")
         with self._lock, self._ctx.current():
             buf.upload(self.input_name, image[None])
             if not self._context.execute_async_v3(buf.stream.handle):
                 raise RuntimeError("TensorRT execute_async_v3 failed")
-            buf.download("labels")
+            buf.download(LABELS_NAME)
             buf.synchronize()
             # A copy: the pinned buffer is overwritten by the next frame while this one is used.
-            return buf.host["labels"][0].astype(np.uint8, copy=True)
+            return buf.host[LABELS_NAME][0].astype(np.uint8, copy=True)
 
     def close(self) -> None:
         """Frees buffers, execution context and engine inside the CUDA context, then detaches."""
