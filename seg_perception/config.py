@@ -47,6 +47,7 @@ class NodeConfig:
     max_frame_age: float
     warn_latency_ms: float
     max_input_pixels: int = 4096 * 4096
+    spin_wait: bool = False
     camera_info_topic: str = ""  # resolved: the camera_info sibling of image_topic
     output_resolution: str = "input"
     publish_mask_compressed: bool = False
@@ -140,6 +141,7 @@ def validate(p: dict, classes: ClassSet) -> NodeConfig:
         max_frame_age=float(p["max_frame_age"]),
         warn_latency_ms=float(p["warn_latency_ms"]),
         max_input_pixels=max_pixels,
+        spin_wait=bool(p.get("spin_wait", False)),
         camera_info_topic=info_topic,
         output_resolution=_choice("output_resolution", p.get("output_resolution", "input"),
                                   RESOLUTIONS),

@@ -190,6 +190,8 @@ class SegmentationNode(Node):
                                       "training size", _T.PARAMETER_INTEGER_ARRAY))
         d("threads", 2, _desc("CPU threads for onnxruntime/torch", _T.PARAMETER_INTEGER,
                               integer_range=[IntegerRange(from_value=1, to_value=256, step=1)]))
+        d("spin_wait", False, _desc("onnxruntime threads busy-wait for work: no lower latency at "
+                                    "camera rate, a core's worth of CPU", _T.PARAMETER_BOOL))
         d("engine_dir", "", _desc("TensorRT engine cache directory; empty: next to the model",
                                   _T.PARAMETER_STRING))
         d("force_rebuild", False, _desc("rebuild the TensorRT engine even if a cached one matches",
@@ -249,7 +251,7 @@ class SegmentationNode(Node):
         names = ["backend", "precision", "input_size", "threads", "engine_dir", "force_rebuild",
                  "dla_core", "image_topic", "input_transport", "qos_reliability", "qos_depth",
                  "overlay_alpha", "diagnostics_period", "max_frame_age", "warn_latency_ms",
-                 "max_input_pixels", "camera_info_topic", "output_resolution",
+                 "max_input_pixels", "spin_wait", "camera_info_topic", "output_resolution",
                  "publish_mask_compressed", "publish_grid", "grid_frame", "camera_pose",
                  "grid_resolution", "grid_x_range", "grid_y_range",
                  "drivable_classes", "obstacle_classes", *(f"publish_{o}" for o in OUTPUTS)]
@@ -261,7 +263,7 @@ class SegmentationNode(Node):
             backend = create_backend(
                 cfg.model, cfg.backend, cfg.precision, cfg.threads, input_size=size,
                 engine_dir=cfg.engine_dir or None, force_rebuild=cfg.force_rebuild,
-                dla_core=cfg.dla_core, log=self.get_logger().info,
+                dla_core=cfg.dla_core, spin_wait=cfg.spin_wait, log=self.get_logger().info,
                 warn=self.get_logger().warning)
         except FileNotFoundError as exc:
             raise ConfigError("model", str(exc)) from exc

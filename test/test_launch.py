@@ -33,11 +33,21 @@ def test_single_camera_defaults():
 
 
 def test_several_cameras_get_a_namespace_each():
-    nodes = camera_launch.camera_nodes("", "front, left", "")
-    assert nodes == [("front", {"image_topic": "/front/image_raw"}),
-                     ("left", {"image_topic": "/left/image_raw"})]
+    nodes = camera_launch.camera_nodes("", "front, left", "", cpus=2)
+    assert nodes == [("front", {"image_topic": "/front/image_raw", "threads": 1}),
+                     ("left", {"image_topic": "/left/image_raw", "threads": 1})]
     nodes = camera_launch.camera_nodes("car", "front", "/sensors/{camera}/rgb")
     assert nodes == [("car/front", {"image_topic": "/sensors/front/rgb"})]
+
+
+def test_cameras_share_the_cores():
+    assert [o["threads"] for _, o in camera_launch.camera_nodes("", "a,b,c", "", cpus=8)] == \
+        [2, 2, 2]
+    assert [o["threads"] for _, o in camera_launch.camera_nodes("", "a,b,c", "", cpus=2)] == \
+        [1, 1, 1]
+    assert [o["threads"] for _, o in camera_launch.camera_nodes("", "a,b", "", threads="3",
+                                                                cpus=2)] == [3, 3]
+    assert "threads" not in camera_launch.camera_nodes("", "", "", cpus=8)[0][1]
 
 
 def test_launch_description_builds():

@@ -102,7 +102,8 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
 
     Options: ``log``/``warn`` (callables taking a str; default: the logging module),
     ``input_size`` (H, W), ``engine_dir``, ``force_rebuild``, ``dla_core`` (tensorrt),
-    ``providers`` (onnxruntime: e.g. ["cuda", "cpu"]), ``device``, ``checkpoint`` (torch).
+    ``providers`` (onnxruntime: e.g. ["cuda", "cpu"]), ``spin_wait`` (onnxruntime threads
+    busy-wait for work), ``device``, ``checkpoint`` (torch).
     Raises ValueError naming the bad argument, FileNotFoundError for a missing model.
     """
     if backend not in BACKENDS:
@@ -126,6 +127,7 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     providers = options.pop("providers", None)
     device = options.pop("device", None)
     checkpoint = options.pop("checkpoint", None)
+    spin_wait = bool(options.pop("spin_wait", False))
     if options:
         raise ValueError(f"unknown backend options {sorted(options)}")
     if dla_core >= 0 and backend not in ("auto", "tensorrt"):
@@ -167,7 +169,8 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         b = OnnxRuntimeBackend(path, precision=prec, threads=threads,
-                               providers=providers or ("cpu",))  # type: ignore[arg-type]
+                               providers=providers or ("cpu",),  # type: ignore[arg-type]
+                               spin_wait=spin_wait)
     elif chosen == "torch":
         from .torch_backend import TorchBackend
 

@@ -51,7 +51,7 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, model: str | Path, precision: str = "fp32", threads: int = 2,
-                 providers: Sequence[str] = ("cpu",)) -> None:
+                 providers: Sequence[str] = ("cpu",), spin_wait: bool = False) -> None:
         import onnxruntime as ort
 
         if int(threads) < 1:
@@ -78,6 +78,12 @@ class OnnxRuntimeBackend:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning threads wait for work by burning a core; at camera rate they mostly wait,
+        # which takes the CPU a robot's other nodes need (see bench/bench_spin.py).
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if spin_wait else "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning",
+                                      "1" if spin_wait else "0")
         self.session = ort.InferenceSession(source, opts, providers=chosen)
         self.providers = tuple(self.session.get_providers())
         self.input_name = self.session.get_inputs()[0].name
