@@ -809,3 +809,35 @@ def test_pycuda_standin_context_and_memory_rules(trt_standin):
     with pytest.raises(cuda.LogicError, match="cannot detach from invalid context"):
         ctx.detach()
     assert_released(trt_standin)
+
+
+@pytest.mark.parametrize("trt_standin", ["8.6.1", "10.13.0"], indirect=True)
+def test_doctor_builds_compares_and_times_every_precision(trt_standin, with_qdq, tmp_path):
+    """The Jetson user's first command: every check passes with TensorRT present."""
+    import argparse
+
+    from seg_perception import doctor
+
+    out: list[str] = []
+    p = argparse.ArgumentParser()
+    doctor.add_args(p)
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    import cv2
+
+    for i, f in enumerate(frames(3)):
+        cv2.imwrite(str(frames_dir / f"{i}.png"), f)
+    args = p.parse_args(["--model", str(with_qdq / "seg.onnx"), "--engine-dir",
+                         str(tmp_path / "engines"), "--frames", str(frames_dir),
+                         "--num-frames", "3", "--runs", "3",
+                         "--precision", "fp32", "fp16", "int8"])
+    assert doctor.run(args, out.append) == 0, "\n".join(out)
+    text = "\n".join(out)
+    for check in ("tensorrt", "pycuda", "gpu", "dla", "engine directory", "model",
+                  "sample frames", "engine fp32", "engine fp16", "engine int8"):
+        assert f"PASS  {check}" in text, text
+    assert "built seg.fp16" in text and "agree with ONNX Runtime fp32" in text
+    assert "all checks passed" in out[-1]
+    out.clear()  # a second run finds the cached engines
+    assert doctor.run(args, out.append) == 0
+    assert "cached seg.fp16" in "\n".join(out)
