@@ -106,6 +106,9 @@ def test_profile_variable_of_the_installed_wheels(monkeypatch):
     from seg_perception.dds import profile_variable
 
     monkeypatch.delenv("ROS_DISTRO", raising=False)
-    fastdds = metadata.version("ros-fastdds")  # these wheels: Kilted's Fast DDS 3
-    assert profile_variable() == ("FASTDDS_DEFAULT_PROFILES_FILE" if fastdds.startswith("3")
+    try:  # Kilted's wheels: Fast DDS 3 as ros-fastdds; Jazzy's: Fast DDS 2.14 as ros-fastrtps
+        major = int(metadata.version("ros-fastdds").split(".")[0])
+    except metadata.PackageNotFoundError:
+        major = int(metadata.version("ros-fastrtps").split(".")[0])
+    assert profile_variable() == ("FASTDDS_DEFAULT_PROFILES_FILE" if major >= 3
                                   else "FASTRTPS_DEFAULT_PROFILES_FILE")
