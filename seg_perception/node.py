@@ -57,7 +57,7 @@ from .modelinfo import default_model_path, read_model_info
 from .outputs import COLOUR, OutputRenderer
 from .pipeline import Segmenter
 from .slot import LatestSlot
-from .stats import NodeStats
+from .stats import NodeStats, StampGaps
 
 try:  # Jazzy and later
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -93,6 +93,7 @@ class SegmentationNode(Node):
         self._renderer = OutputRenderer(info.classes.palette_array(), self.cfg.drivable_ids,
                                         self.cfg.obstacle_ids)
         self.stats = NodeStats()
+        self._gaps = StampGaps()
         self._slot: LatestSlot[Frame] = LatestSlot()
 
         depth = self.cfg.qos_depth
@@ -278,6 +279,10 @@ class SegmentationNode(Node):
     # -- callbacks (executor thread): keep the newest frame only -----------------------------
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self.stats.count("received")
+        st = msg.header.stamp
+        missing = self._gaps.add(st.sec * 1_000_000_000 + st.nanosec)
+        if missing:
+            self.stats.count("never_seen", missing)
         if self._slot.put(Frame(msg, time.monotonic())):
             self.stats.count("dropped")
         # Hand the GIL to the woken worker now: otherwise it waits for the executor's own Python
@@ -449,8 +454,9 @@ class SegmentationNode(Node):
             level, message = DiagnosticStatus.WARN, f"falling behind: dropped {r.dropped} frames"
         elif r.latency_p95_ms > self.cfg.warn_latency_ms:
             level, message = DiagnosticStatus.WARN, f"p95 latency {r.latency_p95_ms:.0f} ms"
-        elif r.bad or r.lost:
-            level, message = DiagnosticStatus.WARN, f"{r.bad} bad and {r.lost} lost frames"
+        elif r.bad or r.lost or r.never_seen:
+            level, message = DiagnosticStatus.WARN, (
+                f"{r.bad} bad, {r.lost} lost and {r.never_seen} never-seen frames")
         elif r.input_fps == 0:
             message = "waiting for images"
         b = self.segmenter.backend
@@ -462,6 +468,7 @@ class SegmentationNode(Node):
             "backend_p50_ms": f"{r.backend_p50_ms:.2f}",
             "node_overhead_p50_ms": f"{r.overhead_p50_ms:.2f}",
             "dropped": str(r.dropped), "bad_frames": str(r.bad), "lost": str(r.lost),
+            "never_seen": str(r.never_seen),
             "errors": str(r.errors), "grid": self._grid_note,
             "output_resolution": self.cfg.output_resolution,
             **{f"total_{k}": str(v) for k, v in r.totals.items()},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +25,13 @@ class WindowReport:
     bad: int
     errors: int
     lost: int
+    never_seen: int = 0  # frames the camera sent that never arrived (header-stamp gaps)
     totals: dict[str, int] = field(default_factory=dict)
 
 
 class NodeStats:
-    COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost", "worker_restarts")
+    COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost", "never_seen",
+                "worker_restarts")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -65,4 +69,35 @@ class NodeStats:
             backend_p50_ms=float(np.percentile(inf, 50) * 1e3) if inf else float("nan"),
             backend_p95_ms=float(np.percentile(inf, 95) * 1e3) if inf else float("nan"),
             overhead_p50_ms=float(np.median(np.subtract(lat, inf)) * 1e3) if lat else float("nan"),
-            dropped=w["dropped"], bad=w["bad"], errors=w["errors"], lost=w["lost"], totals=totals)
+            dropped=w["dropped"], bad=w["bad"], errors=w["errors"], lost=w["lost"],
+            never_seen=w["never_seen"], totals=totals)
+
+
+class StampGaps:
+    """Frames the camera sent that never reached the node, from gaps in header stamps.
+
+    rclpy gives no publication sequence numbers to a subscription callback on Humble..Kilted, and
+    a keep-last-1 reader overwrites frames without telling (its ``message_lost`` event counts
+    only what DDS itself noticed). A camera stamps at a steady period, so a gap of k periods
+    means k - 1 frames never seen. The period is the median of recent gaps, so losses do not
+    shift it; gaps over ``pause_s`` are a stopped camera, not a loss; stamps that go backwards
+    (a bag replayed in a loop) restart the count.
+    """
+
+    def __init__(self, window: int = 64, pause_s: float = 1.0, min_deltas: int = 8) -> None:
+        self._deltas: deque[int] = deque(maxlen=window)
+        self._last: int | None = None
+        self._pause_ns = int(pause_s * 1e9)
+        self._min = min_deltas
+
+    def add(self, stamp_ns: int) -> int:
+        """Frames missing between the previous stamp and this one."""
+        last, self._last = self._last, stamp_ns
+        if last is None or stamp_ns <= last:
+            return 0
+        d = stamp_ns - last
+        period = statistics.median(self._deltas) if len(self._deltas) >= self._min else None
+        self._deltas.append(d)
+        if period is None or d > self._pause_ns or d < 1.5 * period:
+            return 0
+        return int(round(d / period)) - 1

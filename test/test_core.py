@@ -165,3 +165,28 @@ def test_node_runtime_imports_stay_light(tiny_onnx):
             "assert not heavy, heavy\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_stamp_gaps_count_frames_never_seen():
+    from seg_perception.stats import StampGaps
+
+    period = 33_333_333  # 30 Hz
+    g = StampGaps()
+    stamps = [i * period for i in range(20)]  # learns the period
+    assert sum(g.add(s) for s in stamps) == 0
+    # 3 frames lost, then 1, then jitter of +-20 % (no loss), then 10 lost in a row.
+    later = [23, 25, 26, 27, 38, 39]
+    got = [g.add(s * period + (period // 5 if s == 26 else 0)) for s in
+           [20 + 0, *later]]
+    assert got == [0, 2, 1, 0, 0, 10, 0]
+    assert g.add(40 * period + 2_000_000_000) == 0  # a 2 s pause: camera stopped, no loss
+    assert g.add(5 * period) == 0  # stamps went back (bag loop): no count, new reference
+    assert g.add(6 * period) == 0
+
+
+def test_never_seen_frames_reach_the_diagnostics_window():
+    s = NodeStats()
+    s.count("never_seen", 4)
+    r = s.roll()
+    assert r.never_seen == 4 and r.totals["never_seen"] == 4
+    assert s.roll().never_seen == 0
