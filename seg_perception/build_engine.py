@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .quantize import CALIB_METHODS, INT8_SUFFIX
+from .quantize import CALIB_METHODS, DEFAULT_CALIB_METHOD, INT8_SUFFIX
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -29,7 +29,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    f"writes <model>{INT8_SUFFIX} (needed for int8 unless it already exists)")
     g.add_argument("--calib-topic", help="image topic in the bag (default: its only one)")
     g.add_argument("--calib-frames", type=int, default=100, help="frames, spread over the source")
-    g.add_argument("--calib-method", choices=CALIB_METHODS, default="percentile")
+    g.add_argument("--calib-method", choices=CALIB_METHODS, default=DEFAULT_CALIB_METHOD,
+                   help="activation range calibration (default %(default)s: the measured best, "
+                        "docs/int8.md)")
     p.add_argument("--onnx-only", action="store_true",
                    help="stop after the ONNX steps (no TensorRT needed)")
     p.add_argument("--eval", metavar="DATASET",

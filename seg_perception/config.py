@@ -15,7 +15,7 @@ from .geometry import GridSpec
 
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
-OUTPUTS = ("mask", "color", "overlay", "drivable", "obstacles")
+OUTPUTS = ("mask", "color", "overlay", "drivable", "obstacles", "confidence")
 RESOLUTIONS = ("input", "model")
 
 
@@ -98,7 +98,8 @@ def validate(p: dict, classes: ClassSet) -> NodeConfig:
     topic = str(p["image_topic"])
     if not topic or " " in topic:
         raise ConfigError("image_topic", f"not a valid topic name: {topic!r}")
-    outputs = frozenset(o for o in OUTPUTS if p[f"publish_{o}"])
+    outputs = frozenset(o for o in OUTPUTS if p.get(f"publish_{o}", o != "confidence"
+                                                    and o != "overlay"))
     info_topic = str(p.get("camera_info_topic", "")) or camera_info_sibling(topic)
     if " " in info_topic:
         raise ConfigError("camera_info_topic", f"not a valid topic name: {info_topic!r}")

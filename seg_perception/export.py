@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_model
-from .modelinfo import INPUT_NAME, LABELS_NAME, LOGITS_NAME, file_sha256
+from .modelinfo import CONFIDENCE_NAME, INPUT_NAME, LABELS_NAME, LOGITS_NAME, file_sha256
 
 OPSET = 17
 
@@ -35,10 +35,16 @@ class ExportWrapper(nn.Module):
         # Transpose first), and only FP32/FP16 convert to UINT8, so the integer ArgMax goes
         # through float on its way out. Both casts are exact for pixel values and class ids.
         x = image.float().permute(0, 3, 1, 2)
-        logits = F.interpolate(self.model(x), size=x.shape[-2:], mode="bilinear",
-                               align_corners=False)
+        small = self.model(x)
+        logits = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
         labels = logits.argmax(1).float().to(torch.uint8)
-        return (labels, logits) if self.with_logits else (labels,)
+        # Confidence: the winning class's softmax probability, taken where the network computes
+        # (1/4 resolution; a full-size softmax would cost a quarter of the inference) and
+        # enlarged like the logits; 255 = certain, rounded on the way to UINT8.
+        prob = torch.softmax(small, 1).amax(1, keepdim=True)
+        prob = F.interpolate(prob, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        confidence = (prob[:, 0] * 255.0 + 0.5).clamp(0.0, 255.0).to(torch.uint8)
+        return (labels, confidence, logits) if self.with_logits else (labels, confidence)
 
 
 def onnx_metadata(meta: dict, checkpoint_sha256: str) -> dict[str, str]:
@@ -71,9 +77,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, with_logits: bool = Fal
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.onnx")
-    outputs = [LABELS_NAME] + ([LOGITS_NAME] if with_logits else [])
+    outputs = [LABELS_NAME, CONFIDENCE_NAME] + ([LOGITS_NAME] if with_logits else [])
     dyn = {INPUT_NAME: {0: "batch", 1: "height", 2: "width"},
-           LABELS_NAME: {0: "batch", 1: "height", 2: "width"}}
+           LABELS_NAME: {0: "batch", 1: "height", 2: "width"},
+           CONFIDENCE_NAME: {0: "batch", 1: "height", 2: "width"}}
     if with_logits:
         dyn[LOGITS_NAME] = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():

@@ -56,6 +56,7 @@ def file_sha256(path: str | Path) -> str:
 
 INPUT_NAME = "image"  # uint8, N x H x W x 3 RGB
 LABELS_NAME = "labels"  # uint8 class ids, N x H x W
+CONFIDENCE_NAME = "confidence"  # uint8 winning-class probability x 255, N x H x W (optional)
 LOGITS_NAME = "logits"  # optional float logits, N x C x H x W
 """The deployed model's I/O contract: export writes these names, every backend reads them."""
 

@@ -53,7 +53,7 @@ from .config import (
     validate,
 )
 from .geometry import GridSpec, GroundGrid, Intrinsics
-from .modelinfo import default_model_path, read_model_info
+from .modelinfo import CONFIDENCE_NAME, default_model_path, read_model_info
 from .outputs import COLOUR, OutputRenderer
 from .pipeline import Segmenter
 from .slot import LatestSlot
@@ -206,7 +206,8 @@ class SegmentationNode(Node):
                                                   _T.PARAMETER_STRING))
         d("qos_depth", 1, _desc("input QoS history depth", _T.PARAMETER_INTEGER))
         for o in OUTPUTS:
-            d(f"publish_{o}", o != "overlay", _desc(f"publish segmentation/{o}", _T.PARAMETER_BOOL))
+            d(f"publish_{o}", o not in ("overlay", "confidence"),
+              _desc(f"publish segmentation/{o}", _T.PARAMETER_BOOL))
         d("overlay_alpha", 0.5, _desc("colour weight in the overlay", _T.PARAMETER_DOUBLE,
                                       read_only=False, floating_point_range=[
                                           FloatingPointRange(from_value=0.0, to_value=1.0)]))
@@ -259,6 +260,9 @@ class SegmentationNode(Node):
         self._warn_unknown_parameters()
         values = {n: self._value(n) for n in names}
         cfg = validate({**values, "model": model}, groups)
+        if "confidence" in cfg.outputs and CONFIDENCE_NAME not in info.outputs:
+            raise ConfigError("publish_confidence", f"{info.name} has no {CONFIDENCE_NAME!r} "
+                              "output; export it again with `seg-perception export`")
         size = cfg.input_size or info.input_size
         try:
             backend = create_backend(
@@ -320,9 +324,11 @@ class SegmentationNode(Node):
             log.error(f"bad frame on {self._sub.topic_name}: {exc}", throttle_duration_sec=5.0)
             return
         try:
-            small_rgb, small_ids = self.segmenter.run(rgb)
+            conf = "confidence" in self._pubs and \
+                self._pubs["confidence"].get_subscription_count() > 0
+            small_rgb, small_ids, small_conf = self.segmenter.run_with_confidence(rgb, conf)
             out_rgb = rgb if self.cfg.output_resolution == "input" else small_rgb
-            self._publish(frame.msg.header, out_rgb, small_ids)
+            self._publish(frame.msg.header, out_rgb, small_ids, small_conf)
         except Exception as exc:  # noqa: BLE001 - a backend fault must not kill the worker
             if self._slot.closed:  # shutting down: the backend or context went first
                 return
@@ -347,7 +353,8 @@ class SegmentationNode(Node):
         self._worker = self._start_worker()
         return "worker thread ended and was restarted"
 
-    def _publish(self, header: object, rgb: np.ndarray, small_ids: np.ndarray) -> None:
+    def _publish(self, header: object, rgb: np.ndarray, small_ids: np.ndarray,
+                 small_conf: np.ndarray | None = None) -> None:
         """Outputs at ``rgb``'s size (the camera's or the model's), planner outputs first."""
         wanted = [name for name, pub in self._pubs.items() if pub.get_subscription_count() > 0]
         png = self._png_pub is not None and self._png_pub.get_subscription_count() > 0
@@ -360,7 +367,7 @@ class SegmentationNode(Node):
             return
         alpha = float(self.get_parameter("overlay_alpha").value) if "overlay" in wanted else 0.5
         # Each output goes out as soon as it is rendered, so the mask does not wait for colours.
-        for name, view in self._renderer.iter_render(render, small_ids, rgb, alpha):
+        for name, view in self._renderer.iter_render(render, small_ids, rgb, alpha, small_conf):
             if name in wanted:
                 msg = self._out_msgs[name]
                 msg.header = header

@@ -17,7 +17,7 @@ import numpy as np
 
 from .masks import colourize, group_lut, overlay, packed_palette
 
-MONO = ("mask", "drivable", "obstacles")
+MONO = ("mask", "drivable", "obstacles", "confidence")
 COLOUR = ("color", "overlay")
 
 
@@ -61,7 +61,8 @@ class OutputRenderer:
         self._scratch = MessageBuffer()
 
     def iter_render(self, wanted: Iterable[str], small_ids: np.ndarray, rgb: np.ndarray,
-                    alpha: float = 0.5) -> Iterator[tuple[str, np.ndarray]]:
+                    alpha: float = 0.5, small_conf: np.ndarray | None = None
+                    ) -> Iterator[tuple[str, np.ndarray]]:
         """Renders the ``wanted`` outputs one at a time, planner outputs first.
 
         ``small_ids`` are class ids at the model's size, ``rgb`` the camera frame (output size).
@@ -72,9 +73,17 @@ class OutputRenderer:
         wanted = set(wanted)
         for name in MONO:
             if name in wanted:
+                if name == "confidence" and small_conf is None:
+                    continue
                 dst = self.buffers[name].view((h, w))
                 if name == "mask":
                     _enlarge(small_ids, dst)
+                elif name == "confidence":
+                    assert small_conf is not None
+                    if small_conf.shape == dst.shape:
+                        np.copyto(dst, small_conf)
+                    else:  # a probability: bilinear, unlike the ids
+                        cv2.resize(small_conf, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
                 else:
                     lut = self.luts[name]
                     _fill(dst, small_ids.shape,

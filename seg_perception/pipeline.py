@@ -56,11 +56,20 @@ class Segmenter:
     def run(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the frame at the model's input size, its ids): outputs at model resolution reuse
         the resized frame instead of shrinking it twice."""
+        x, ids, _ = self.run_with_confidence(rgb, False)
+        return x, ids
+
+    def run_with_confidence(self, rgb: np.ndarray, confidence: bool = True
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(resized frame, ids, confidence or None), all at the model's input size."""
         x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
         t0 = time.perf_counter()
-        ids = self.backend.infer(x)
+        if confidence:
+            ids, conf = self.backend.infer_with_confidence(x)  # type: ignore[attr-defined]
+        else:
+            ids, conf = self.backend.infer(x), None
         self.last_backend_s = time.perf_counter() - t0
-        return x, ids
+        return x, ids, conf
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """Ids at the frame's size."""

@@ -19,10 +19,11 @@ from .engine_cache import atomic_write_bytes
 from .modelinfo import ModelInfo, file_sha256, read_model_info
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
+DEFAULT_CALIB_METHOD = "percentile"
 QDQ_OP_TYPES = ("Conv", "Add", "Concat", "MaxPool", "AveragePool")
-"""Ops that get Q/DQ: the ones TensorRT fuses into int8 kernels. Leaving out BatchNormalization
-(its per-channel weights), Resize, ArgMax and the shape arithmetic keeps the head and the dynamic
-size logic in float, which TensorRT needs and which costs no accuracy."""
+"""Ops whose inputs get Q/DQ: the ones TensorRT fuses into int8 kernels. Leaving out
+BatchNormalization (its per-channel weights), Resize, ArgMax and the shape arithmetic keeps the
+head and the dynamic size logic in float, which TensorRT needs and which costs no accuracy."""
 INT8_SUFFIX = ".int8.onnx"
 FP16_SUFFIX = ".fp16.onnx"
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -131,14 +132,280 @@ def _reader(frames: Sequence[np.ndarray], input_name: str, progress: bool) -> An
     return FrameReader()
 
 
+def _producers(graph: Any) -> dict[str, Any]:  # noqa: ANN401 - onnx.GraphProto / NodeProto
+    return {o: n for n in graph.node for o in n.output}
+
+
+def _consumers(graph: Any) -> dict[str, list[Any]]:  # noqa: ANN401
+    out: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            out.setdefault(i, []).append(n)
+    return out
+
+
+def _dq_of(tensor: str, producers: dict[str, Any]) -> Any:  # noqa: ANN401
+    """The DequantizeLinear that produces ``tensor``, or None."""
+    n = producers.get(tensor)
+    return n if n is not None and n.op_type == "DequantizeLinear" else None
+
+
+def _float_source(tensor: str, producers: dict[str, Any]) -> str:
+    """The float tensor behind ``tensor``: itself, or what the Q -> DQ pair it leaves quantizes."""
+    dq = _dq_of(tensor, producers)
+    if dq is not None:
+        q = producers.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            return q.input[0]
+    return tensor
+
+
+def _float_parents(graph: Any) -> dict[str, list[str]]:  # noqa: ANN401
+    """tensor -> the float tensors its producer reads, looking through Q/DQ pairs, so the same
+    graph analysis gives the same answer on the float model and on its Q/DQ model."""
+    producers = _producers(graph)
+    parents: dict[str, list[str]] = {}
+    for n in graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        ins = [_float_source(i, producers) for i in n.input if i]
+        for o in n.output:
+            parents[o] = ins
+    return parents
+
+
+def _depths(tensor: str, parents: dict[str, list[str]]) -> dict[str, int]:
+    """Every ancestor tensor of ``tensor`` with its distance in nodes (breadth first: shortest)."""
+    out, frontier = {tensor: 0}, [tensor]
+    while frontier:
+        nxt = []
+        for t in frontier:
+            for p in parents.get(t, ()):
+                if p not in out:
+                    out[p] = out[t] + 1
+                    nxt.append(p)
+        frontier = nxt
+    return out
+
+
+def residual_adds(model: Any) -> dict[str, tuple[str, str]]:  # noqa: ANN401 - onnx.ModelProto
+    """Each residual Add's name -> (residual input, branch input), as float tensor names.
+
+    The branch is the input with the longer path back to the two inputs' nearest common ancestor
+    (ModelOpt's rule): in ``x + f(x)`` it is ``f(x)``, the output of the Conv that TensorRT fuses
+    the Add into, so only the residual ``x`` needs Q/DQ. Adds of two equally long paths, of a
+    constant or of a graph input are not residual and are left out.
+    """
+    g = model.graph
+    producers = _producers(g)
+    parents = _float_parents(g)
+    consts = {t.name for t in g.initializer}
+    consts |= {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    out: dict[str, tuple[str, str]] = {}
+    for n in g.node:
+        if n.op_type != "Add" or len(n.input) != 2:
+            continue
+        a, b = (_float_source(i, producers) for i in n.input)
+        if a in consts or b in consts or a not in parents or b not in parents:
+            continue
+        da, db = _depths(a, parents), _depths(b, parents)
+        common = da.keys() & db.keys()
+        if not common:
+            continue
+        lca = min(common, key=lambda t: (da[t] + db[t], t))
+        if da[lca] != db[lca]:
+            out[n.name] = (a, b) if da[lca] < db[lca] else (b, a)
+    return out
+
+
+def output_path(model: Any) -> list[str]:  # noqa: ANN401 - onnx.ModelProto
+    """Names of the nodes between the last weighted layer and the graph outputs (the head's
+    Resize, ArgMax and casts): they stay float, so the logits reach ArgMax unquantized."""
+    g = model.graph
+    producers = _producers(g)
+    names: list[str] = []
+    todo = [o.name for o in g.output]
+    while todo:
+        n = producers.get(todo.pop())
+        if n is None or n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") or n.name in names:
+            continue
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            names.append(n.name)
+        todo.append(n.input[0])  # the data input; the rest is shape arithmetic
+    return names
+
+
+def _drop_branch_qdq(m: Any) -> None:  # noqa: ANN401 - onnx.ModelProto
+    """quantize_static quantizes every input of an Add; feed the branch input in float again and
+    remove the Q/DQ pairs nothing reads any more."""
+    g = m.graph
+    producers = _producers(g)
+    branches = residual_adds(m)
+    for n in g.node:
+        if n.name not in branches:
+            continue
+        branch = branches[n.name][1]
+        for k, t in enumerate(n.input):
+            if t != branch and _float_source(t, producers) == branch:
+                n.input[k] = branch
+    freed: set[str] = set()
+    while True:
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            freed.update(n.input[1:])
+            g.node.remove(n)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name in freed and t.name not in used]:
+        g.initializer.remove(t)
+
+
+def _concat_scale_groups(graph: Any) -> list[set[str]]:  # noqa: ANN401 - onnx.GraphProto
+    """Scale initialisers that must be equal: those of each Concat's quantized inputs and of the
+    Q that quantizes its output, merged where a tensor feeds two Concats."""
+    producers, consumers = _producers(graph), _consumers(graph)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for n in graph.node:
+        if n.op_type != "Concat":
+            continue
+        names = []
+        for t in n.input:
+            dq = _dq_of(t, producers)
+            if dq is not None:
+                names.append(dq.input[1])
+                q = producers.get(dq.input[0])
+                if q is not None and q.op_type == "QuantizeLinear":
+                    names.append(q.input[1])
+        names += [c.input[1] for c in consumers.get(n.output[0], [])
+                  if c.op_type == "QuantizeLinear"]
+        for x in names:
+            parent[find(x)] = find(names[0])
+    groups: dict[str, set[str]] = {}
+    for x in list(parent):
+        groups.setdefault(find(x), set()).add(x)
+    return [s for s in groups.values() if len(s) > 1]
+
+
+def _share_concat_scales(m: Any) -> None:  # noqa: ANN401 - onnx.ModelProto
+    """One scale for a Concat's quantized inputs and output, the largest of theirs so nothing
+    clips: TensorRT then writes every input straight into the int8 result instead of
+    requantizing each one (what ModelOpt's concat elimination does at calibration)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in m.graph.initializer}
+    for group in _concat_scale_groups(m.graph):
+        values = {x: numpy_helper.to_array(inits[x]) for x in group}
+        top = max(float(v) for v in values.values())
+        for x, v in values.items():
+            inits[x].CopyFrom(numpy_helper.from_array(np.array(top, dtype=v.dtype), x))
+
+
+def qdq_placement_violations(model: Any) -> list[str]:  # noqa: ANN401 - ModelProto or path
+    """Where a Q/DQ model breaks NVIDIA's placement rules (ModelOpt's, which TensorRT fuses best);
+    empty when it keeps them all:
+
+    - every zero point is an int8 zero (symmetric int8);
+    - Conv weights per output channel (axis 0), activations per tensor;
+    - a residual Add has Q/DQ on its residual input only, never on the Conv branch;
+    - a Concat's quantized inputs and output share one scale;
+    - nothing between the last weighted layer and a graph output (Resize, ArgMax) is quantized.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    m = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    producers = _producers(g)
+    bad: list[str] = []
+
+    def arr(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(inits[name]) if name in inits else None
+
+    for n in g.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        zp = arr(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if zp is None or zp.dtype != np.int8 or zp.any():
+            bad.append(f"{n.name}: zero point is not an int8 zero")
+        scale = arr(n.input[1])
+        is_weight = n.input[0] in inits or (
+            n.op_type == "DequantizeLinear" and producers.get(n.input[0]) is not None
+            and producers[n.input[0]].op_type == "QuantizeLinear"
+            and producers[n.input[0]].input[0] in inits)
+        if not is_weight and (scale is None or scale.size != 1):
+            bad.append(f"{n.name}: activation scale is not per tensor")
+    for n in g.node:
+        if n.op_type != "Conv":
+            continue
+        w_dq, x_dq = _dq_of(n.input[1], producers), _dq_of(n.input[0], producers)
+        if (w_dq is None) != (x_dq is None):
+            bad.append(f"{n.name}: only one of input and weight is quantized")
+        if w_dq is None:
+            continue
+        w_src = w_dq.input[0]  # an int8 initialiser, or a Q of the float one
+        if producers.get(w_src) is not None and producers[w_src].op_type == "QuantizeLinear":
+            w_src = producers[w_src].input[0]
+        w = arr(w_src)
+        scale = arr(w_dq.input[1])
+        axis = next((a.i for a in w_dq.attribute if a.name == "axis"), 1)
+        if w is None or scale is None or scale.shape != (w.shape[0],) or axis != 0:
+            bad.append(f"{n.name}: weights are not quantized per output channel (axis 0)")
+    for name, (residual, branch) in residual_adds(m).items():
+        add = next(n for n in g.node if n.name == name)
+        fed = {_float_source(t, producers): _dq_of(t, producers) is not None for t in add.input}
+        if fed.get(branch):
+            bad.append(f"{name}: the branch input {branch} is quantized (only the residual may be)")
+        elif not fed.get(residual) and _dq_of(_conv_input(branch, producers), producers):
+            bad.append(f"{name}: the residual input {residual} of a quantized branch is float")
+    for group in _concat_scale_groups(g):
+        if len({float(arr(x)) for x in group}) > 1:  # type: ignore[arg-type]
+            bad.append(f"a Concat's quantized inputs/output have different scales: {sorted(group)}")
+    for name in output_path(m):
+        node = next(n for n in g.node if n.name == name)
+        if any(_dq_of(i, producers) is not None for i in node.input if i):
+            bad.append(f"{name}: on the path to the output, yet fed by DequantizeLinear")
+    for o in g.output:
+        p = producers.get(o.name)
+        if p is not None and p.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            bad.append(f"graph output {o.name} is produced by {p.op_type}")
+    return bad
+
+
+def _conv_input(tensor: str, producers: dict[str, Any]) -> str:
+    """The activation input of the Conv that produces ``tensor`` (``tensor`` itself if none)."""
+    n = producers.get(tensor)
+    return n.input[0] if n is not None and n.op_type == "Conv" else tensor
+
+
+def assert_tensorrt_shaped(model: Any, what: str) -> None:  # noqa: ANN401 - onnx.ModelProto
+    """Raises ConformanceError before a derived model (int8, fp16) is written or run if any
+    targeted TensorRT version would refuse it: the robot is the wrong place to find out."""
+    from .trt_conformance import TARGETS, assert_conformant
+
+    assert_conformant(model, TARGETS, what)
+
+
 def quantize_int8(model: str | Path, frames: Sequence[np.ndarray], out: str | Path | None = None,
-                  method: str = "minmax", op_types: Sequence[str] = QDQ_OP_TYPES,
+                  method: str = DEFAULT_CALIB_METHOD, op_types: Sequence[str] = QDQ_OP_TYPES,
                   progress: bool = True) -> Path:
     """Writes a Q/DQ ONNX of ``model`` calibrated on ``frames`` and returns its path.
 
-    Symmetric int8 activations and per-channel symmetric int8 weights (zero points 0), float
-    biases: the Q/DQ form TensorRT accepts. The seg_perception metadata is carried over, plus
-    the source model's sha256 so a stale Q/DQ model is never paired with a newer float model.
+    Symmetric int8 activations (per tensor) and weights (per output channel), zero points 0,
+    float biases, placed as NVIDIA's ModelOpt places them (see ``qdq_placement_violations``):
+    the form TensorRT builds from and fuses best. The seg_perception metadata is carried over,
+    plus the source model's sha256 so a stale Q/DQ model is never paired with a newer float one.
     """
     import tempfile
 
@@ -161,24 +428,37 @@ def quantize_int8(model: str | Path, frames: Sequence[np.ndarray], out: str | Pa
             str(info.path), str(raw), _reader(frames, input_name, progress),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal,
+            nodes_to_exclude=output_path(src),
             extra_options={
                 "ActivationSymmetric": True, "WeightSymmetric": True,
                 "QuantizeBias": False,  # TensorRT takes float biases, not int32
-                # Q/DQ on conv *inputs* only (NVIDIA's placement): TensorRT fuses the
-                # output quantization itself, and the logits reach ArgMax unquantized.
-                "OpTypesToExcludeOutputQuantization": ["Conv"]},
+                "QDQOpTypePerChannelSupportToAxis": {"Conv": 0},
+                # Q/DQ on op *inputs* only (ModelOpt's placement): TensorRT fuses each
+                # output quantization into the producer itself.
+                "OpTypesToExcludeOutputQuantization": list(op_types),
+                # Pooling is quantized whether or not its input already is.
+                "ForceQuantizeNoInputCheck": True,
+                "DedicatedQDQPair": False},
             calibration_providers=["CPUExecutionProvider"])
         q = onnx.load(str(raw))
+    _drop_branch_qdq(q)
+    _share_concat_scales(q)
     meta = {e.key: e.value for e in src.metadata_props}
     meta["quantization"] = json.dumps({
         "format": "qdq", "precision": "int8", "symmetric": True, "per_channel_weights": True,
-        "method": method, "frames": len(frames), "op_types": list(op_types)})
+        "method": method, "frames": len(frames), "op_types": list(op_types),
+        "placement": "modelopt"})
     meta["source_sha256"] = info.sha256
     del q.metadata_props[:]
     for k, v in meta.items():
         e = q.metadata_props.add()
         e.key, e.value = k, v
     onnx.checker.check_model(q)
+    bad = qdq_placement_violations(q)
+    if bad:
+        raise RuntimeError(f"Q/DQ model of {info.path.name} breaks the placement rules: "
+                           + "; ".join(bad))
+    assert_tensorrt_shaped(q, f"int8 Q/DQ model of {info.path.name}")
     return atomic_write_bytes(out, q.SerializeToString())
 
 
@@ -240,6 +520,7 @@ def fp16_model(model: str | Path) -> Any:  # noqa: ANN401 - onnx.ModelProto, imp
         e = half.metadata_props.add()
         e.key, e.value = k, v
     onnx.checker.check_model(half)
+    assert_tensorrt_shaped(half, f"fp16 model of {info.path.name}")
     return half
 
 

@@ -471,3 +471,36 @@ def test_misspelt_parameter_is_reported(tiny_onnx, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_confidence_output(tiny_onnx, rng):
+    topics = {"/segmentation/mask": Image, "/segmentation/confidence": Image}
+    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10,
+                publish_confidence=True) as (node, pub, rec):
+        f = frame(rng, 192, 256)
+        pub.publish(image_msg(f, "rgb8", 5))
+        assert wait_for(lambda: rec.count("/segmentation/confidence") == 1, 10)
+        msg = rec.msgs["/segmentation/confidence"][0][1]
+        assert (msg.encoding, msg.height, msg.width) == ("mono8", 192, 256)
+        assert stamp_ns(msg) == 5
+        _, ids, small = node.segmenter.run_with_confidence(f)
+        want = cv2.resize(small, (256, 192), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(arr(msg), want)
+        np.testing.assert_array_equal(arr(rec.msgs["/segmentation/mask"][0][1]),
+                                      cv2.resize(ids, (256, 192),
+                                                 interpolation=cv2.INTER_NEAREST))
+
+
+def test_confidence_needs_a_model_that_has_it(tiny_onnx, tmp_path):
+    import onnx
+
+    m = onnx.load(str(tiny_onnx))
+    keep = [o for o in m.graph.output if o.name != "confidence"]
+    del m.graph.output[:]
+    m.graph.output.extend(keep)
+    old = tmp_path / "old.onnx"
+    onnx.save(m, str(old))
+    r = subprocess.run([sys.executable, "-m", "seg_perception.node", "--ros-args", "-p",
+                        f"model:={old}", "-p", "publish_confidence:=true"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "parameter 'publish_confidence'" in r.stderr

@@ -108,7 +108,7 @@ def test_export_metadata_and_parity(trained, dataset, tmp_path):
     model = onnx.load(str(path))
     assert model.opset_import[0].version >= 17
     assert [i.name for i in model.graph.input] == ["image"]
-    assert [o.name for o in model.graph.output] == ["labels", "logits"]
+    assert [o.name for o in model.graph.output] == ["labels", "confidence", "logits"]
     info = read_model_info(path)
     assert info.classes.names == ("sky", "road", "car")
     assert info.classes.drivable == ("road",)
@@ -143,3 +143,29 @@ def test_shipped_model_parity_on_camvid_frames(tmp_path):
     model, meta = load_model(ckpt)
     assert sum(p.numel() for p in model.parameters()) <= 1_200_000
     assert read_model_info(onnx_path).classes.names[3] == "Road"
+
+
+def test_confidence_output_is_the_winning_probability(trained, tmp_path):
+    """255 x the winning class's softmax probability (at the network's 1/4 resolution, enlarged
+    like the logits), and the ids unchanged by its presence."""
+    import onnxruntime as ort
+    import torch.nn.functional as F
+
+    from seg_perception.checkpoint import load_model
+
+    path = export_onnx(trained / "best.pt", tmp_path / "conf.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+    ids, conf = sess.run(["labels", "confidence"], {"image": x})
+    model, _ = load_model(trained / "best.pt")
+    with torch.no_grad():
+        t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+        small = model(t)
+        prob = F.interpolate(torch.softmax(small, 1).amax(1, keepdim=True), size=(64, 96),
+                             mode="bilinear", align_corners=False)[0, 0].numpy()
+        ref_ids = F.interpolate(small, size=(64, 96), mode="bilinear",
+                                align_corners=False).argmax(1)[0].numpy()
+    assert conf.dtype == np.uint8 and conf.shape == (1, 64, 96)
+    assert np.abs(conf[0].astype(int) - np.round(prob * 255)).max() <= 1
+    assert (ids[0] == ref_ids).mean() >= 0.999
+    assert conf.min() >= 255 // 3  # three classes: the winner has at least a third

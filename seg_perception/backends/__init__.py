@@ -30,6 +30,10 @@ class Backend(Protocol):
 
     def infer(self, image: np.ndarray) -> np.ndarray: ...
 
+    def infer_with_confidence(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, confidence): uint8, 255 = certain; ValueError if the model has no such output."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modelinfo import LABELS_NAME, read_model_info
+from ..modelinfo import CONFIDENCE_NAME, LABELS_NAME, read_model_info
 
 PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",
@@ -91,6 +91,13 @@ class OnnxRuntimeBackend:
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: image[None]})[0][0]
+
+    def infer_with_confidence(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if CONFIDENCE_NAME not in self.info.outputs:
+            raise ValueError(f"{self.info.name} has no {CONFIDENCE_NAME!r} output")
+        ids, conf = self.session.run([self.output_name, CONFIDENCE_NAME],
+                                     {self.input_name: image[None]})
+        return ids[0], conf[0]
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]

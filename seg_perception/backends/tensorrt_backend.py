@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..engine_cache import EngineKey, Resolved, obtain_engine, timing_cache_path
-from ..modelinfo import LABELS_NAME, ModelInfo, read_model_info
+from ..modelinfo import CONFIDENCE_NAME, LABELS_NAME, ModelInfo, read_model_info
 
 Log = Callable[[str], None]
 
@@ -241,6 +241,16 @@ class TensorRTBackend:
             self._outputs = [n for n in names if n != self.input_name]
 
     def infer(self, image: np.ndarray) -> np.ndarray:
+        return self._run(image, confidence=False)[0]
+
+    def infer_with_confidence(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if CONFIDENCE_NAME not in self._outputs:
+            raise ValueError(f"engine {self.engine_path.name} has no {CONFIDENCE_NAME!r} output")
+        ids, conf = self._run(image, confidence=True)
+        assert conf is not None
+        return ids, conf
+
+    def _run(self, image: np.ndarray, confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
         want = self.input_shape[1:3]
         if image.shape[:2] != tuple(want):
             raise ValueError(f"frame is {image.shape[:2]}, engine {self.engine_path.name} runs "
@@ -253,9 +263,14 @@ class TensorRTBackend:
             if not self._context.execute_async_v3(buf.stream.handle):
                 raise RuntimeError("TensorRT execute_async_v3 failed")
             buf.download(LABELS_NAME)
+            if confidence:
+                buf.download(CONFIDENCE_NAME)
             buf.synchronize()
-            # A copy: the pinned buffer is overwritten by the next frame while this one is used.
-            return buf.host[LABELS_NAME][0].astype(np.uint8, copy=True)
+            # Copies: the pinned buffers are overwritten by the next frame while this one is used.
+            ids = buf.host[LABELS_NAME][0].astype(np.uint8, copy=True)
+            conf = buf.host[CONFIDENCE_NAME][0].astype(np.uint8, copy=True) if confidence \
+                else None
+            return ids, conf
 
     def close(self) -> None:
         """Frees buffers, execution context and engine inside the CUDA context, then detaches."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modelinfo import LABELS_NAME, ModelInfo, file_sha256, read_model_info
+from ..modelinfo import CONFIDENCE_NAME, LABELS_NAME, ModelInfo, file_sha256, read_model_info
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -46,7 +46,7 @@ def _info_from_checkpoint(path: Path) -> ModelInfo:
     return ModelInfo(path=path, classes=classes_of(meta),
                      input_size=(int(h), int(w)), mean=tuple(meta["mean"]),  # type: ignore[arg-type]
                      std=tuple(meta["std"]), sha256=file_sha256(path),  # type: ignore[arg-type]
-                     arch=meta["arch"], outputs=(LABELS_NAME,))
+                     arch=meta["arch"], outputs=(LABELS_NAME, CONFIDENCE_NAME))
 
 
 class TorchBackend:
@@ -88,16 +88,19 @@ class TorchBackend:
         self._torch = torch
 
     def infer(self, image: np.ndarray) -> np.ndarray:
+        return self.infer_with_confidence(image)[0]
+
+    def infer_with_confidence(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, confidence): the same graph as the exported model's two outputs."""
         torch = self._torch
         x = torch.from_numpy(np.ascontiguousarray(image)[None])
         with torch.inference_mode():
             if self.device.type == "cuda":
                 x = x.to(self.device, non_blocking=True)
-                with torch.autocast("cuda", dtype=torch.float16,
-                                    enabled=self.precision == "fp16"):
-                    labels = self.wrapper(x)[0]
-                return labels[0].cpu().numpy()
-            return self.wrapper(x)[0][0].numpy()
+            with torch.autocast("cuda", dtype=torch.float16,
+                                enabled=self.device.type == "cuda" and self.precision == "fp16"):
+                labels, conf = self.wrapper(x)[:2]
+            return labels[0].cpu().numpy(), conf[0].cpu().numpy()
 
     def close(self) -> None:
         self.wrapper = None  # type: ignore[assignment]
