@@ -83,13 +83,13 @@ def strip_node(node: SegmentationNode, stage: str) -> None:
     seg, renderer = node.segmenter, node._renderer
     ids = np.random.default_rng(0).integers(0, 11, seg.input_size, dtype=np.uint8)
 
-    def fixed_ids(rgb: np.ndarray) -> np.ndarray:
+    def fixed_ids(rgb: np.ndarray, confidence: bool = False):  # noqa: ANN202, ARG001
         seg.last_backend_s = 0.0
-        return ids
+        return rgb, ids, None
 
-    seg.infer_small = fixed_ids  # type: ignore[method-assign]
+    seg.run_with_confidence = fixed_ids  # type: ignore[method-assign]
     if stage == "publish-only":
-        def as_they_are(wanted, small_ids, rgb, alpha=0.5):  # noqa: ANN001, ANN202, ARG001
+        def as_they_are(wanted, small_ids, rgb, alpha=0.5, small_conf=None):  # noqa: ANN001, ANN202, ARG001
             for name in wanted:
                 depth = (3,) if name in COLOUR else ()
                 yield name, renderer.buffers[name].view(rgb.shape[:2] + depth)
@@ -98,12 +98,14 @@ def strip_node(node: SegmentationNode, stage: str) -> None:
 
 
 def run(model: str, h: int, w: int, frames: int, rate: float, threads: int,
-        outputs: str = "mask,color,drivable,obstacles", stage: str = "full") -> dict:
+        outputs: str = "mask,color,drivable,obstacles", stage: str = "full",
+        resolution: str = "input") -> dict:
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = SegmentationNode(context=ctx, parameter_overrides=[
         Parameter("model", value=model), Parameter("threads", value=threads),
-        Parameter("backend", value="onnxruntime"), Parameter("diagnostics_period", value=3600.0)])
+        Parameter("backend", value="onnxruntime"), Parameter("diagnostics_period", value=3600.0),
+        Parameter("output_resolution", value=resolution)])
     if stage != "full":
         strip_node(node, stage)
     ex = SingleThreadedExecutor(context=ctx)  # as rclpy.spin(node) in the node's main()
@@ -116,7 +118,9 @@ def run(model: str, h: int, w: int, frames: int, rate: float, threads: int,
     while node.stats.totals["published"] < warm:  # the consumers subscribe before frames flow
         time.sleep(0.05)
     node.stats.roll()  # discard warm-up
+    t0 = time.monotonic()
     cam.wait()
+    sent_s = time.monotonic() - t0
     time.sleep(1.0)
     r = node.stats.roll()
     node.close()
@@ -125,6 +129,7 @@ def run(model: str, h: int, w: int, frames: int, rate: float, threads: int,
     node.destroy_node()
     rclpy.shutdown(context=ctx)
     return {"size": f"{w}x{h}", "frames": r.totals["published"] - warm,
+            "delivered_hz": (r.totals["published"] - warm) / max(sent_s, 1e-6),
             "dropped": r.totals["dropped"], "e2e_p50": r.latency_p50_ms,
             "e2e_p95": r.latency_p95_ms, "backend_p50": r.backend_p50_ms,
             "backend_p95": r.backend_p95_ms, "overhead_p50": r.overhead_p50_ms}
@@ -142,6 +147,8 @@ def main() -> None:
     p.add_argument("--floor", action="store_true",
                    help="also run the node without resize + inference, and without rendering "
                         "too, to show what receiving and publishing alone cost")
+    p.add_argument("--resolutions", nargs="+", default=["input"], choices=("input", "model"),
+                   help="output_resolution settings, one run each")
     p.add_argument("--outputs", nargs="+",
                    default=["mask,color,drivable,obstacles", "mask", "drivable,obstacles"],
                    help="output sets the consumer subscribes to, one run each")
@@ -151,20 +158,23 @@ def main() -> None:
           f"receipt-to-publish minus backend time, median per frame; {a.rounds} interleaved "
           f"rounds, table = median over rounds (overhead range over rounds in brackets)")
     stages = ["full", "no-backend", "publish-only"] if a.floor else ["full"]
-    settings = [(tuple(int(v) for v in size.split("x"))[::-1], outputs, stage)
-                for stage in stages for size in a.sizes for outputs in a.outputs]
+    settings = [(tuple(int(v) for v in size.split("x"))[::-1], outputs, stage, res)
+                for stage in stages for size in a.sizes for outputs in a.outputs
+                for res in a.resolutions]
     runs: dict[int, list[dict]] = {i: [] for i in range(len(settings))}
     for k in range(a.rounds):
-        for i, ((h, w), outputs, stage) in enumerate(settings):
-            r = run(a.model, h, w, a.frames, a.rate, a.threads, outputs, stage)
+        for i, ((h, w), outputs, stage, res) in enumerate(settings):
+            r = run(a.model, h, w, a.frames, a.rate, a.threads, outputs, stage, res)
             runs[i].append(r)
-            print(f"  round {k + 1}: {stage} {r['size']} {outputs}: e2e {r['e2e_p50']:.1f} ms, "
+            print(f"  round {k + 1}: {stage} {r['size']} {outputs} out={res}: "
+                  f"{r['delivered_hz']:.1f} outputs/s, e2e {r['e2e_p50']:.1f} ms, "
                   f"backend {r['backend_p50']:.1f} ms, overhead {r['overhead_p50']:.2f} ms",
                   flush=True)
-    print(f"{'stage':>12} {'frame':>10} {'outputs':>30} {'n':>4} {'drop':>4} {'e2e p50':>8} "
+    print(f"{'stage':>12} {'frame':>10} {'out':>5} {'outputs':>30} {'n':>4} {'drop':>4} "
+          f"{'out/s':>6} {'e2e p50':>8} "
           f"{'e2e p95':>8} {'backend p50':>11} {'overhead p50':>12} {'share':>6}  "
           "overhead over rounds")
-    for i, (_, outputs, stage) in enumerate(settings):
+    for i, (_, outputs, stage, res) in enumerate(settings):
         rs = runs[i]
 
         def med(key: str, rs: list[dict] = rs) -> float:
@@ -174,8 +184,9 @@ def main() -> None:
         # Floor rows have no backend, so their share of their own latency says nothing.
         share = f"{100 * over / med('e2e_p50'):.1f}%" if stage == "full" else "-"
         spread = ", ".join(f"{r['overhead_p50']:.1f}" for r in rs)
-        print(f"{stage:>12} {rs[0]['size']:>10} {outputs:>30} {sum(r['frames'] for r in rs):>4} "
-              f"{sum(r['dropped'] for r in rs):>4} {med('e2e_p50'):>6.1f}ms "
+        print(f"{stage:>12} {rs[0]['size']:>10} {res:>5} {outputs:>30} "
+              f"{sum(r['frames'] for r in rs):>4} {sum(r['dropped'] for r in rs):>4} "
+              f"{med('delivered_hz'):>6.1f} {med('e2e_p50'):>6.1f}ms "
               f"{med('e2e_p95'):>6.1f}ms {med('backend_p50'):>9.1f}ms {over:>10.2f}ms "
               f"{share:>6}  [{spread}]", flush=True)
 

@@ -15,7 +15,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,6 +175,44 @@ class OverlayFrame:
     rgb: np.ndarray
     pred: np.ndarray | None = None
     label: np.ndarray | None = None
+    confidence: np.ndarray | None = None  # at the model's input size
+    grid: np.ndarray | None = None  # occupancy cells, rows along y, columns along x
+
+
+# A plausible camera for CamVid's 480x360 frames (the data set publishes no calibration): a
+# 62-degree horizontal field of view, mounted 1.3 m up, looking level. For the report's
+# pictures only; the node takes its intrinsics from camera_info and its pose from camera_pose.
+CAMVID_K = (400.0, 0.0, 239.5, 0.0, 400.0, 179.5, 0.0, 0.0, 1.0)
+CAMVID_POSE = (0.0, 0.0, 1.3, 0.0, 0.02, 0.0)
+
+
+def planner_views(model: Path, frames: Sequence[OverlayFrame], backend: str = "onnxruntime",
+                  threads: int = 2) -> None:
+    """Fills each frame's confidence and flat-ground grid, for the report's pictures."""
+    from .backends import create_backend
+    from .geometry import GridSpec, GroundGrid, Intrinsics
+    from .masks import group_lut
+    from .modelinfo import CONFIDENCE_NAME
+    from .pipeline import Segmenter
+
+    if not frames:
+        return
+    b = create_backend(model, backend, "fp32", threads)
+    try:
+        with_conf = CONFIDENCE_NAME in b.info.outputs
+        seg = Segmenter(b)
+        h, w = seg.input_size
+        groups = b.info.classes
+        drivable = group_lut(groups.ids_of(groups.drivable))
+        obstacles = group_lut(groups.ids_of(groups.obstacles))
+        grid = GroundGrid(Intrinsics.from_fields(CAMVID_K, [], [], 480, 360).scaled(w, h),
+                          CAMVID_POSE, GridSpec(0.1, (0.0, 30.0), (-10.0, 10.0)))
+        for f in frames:
+            _, ids, conf = seg.run_with_confidence(f.rgb, with_conf)
+            f.confidence = conf
+            f.grid = grid.render(ids, drivable, obstacles).copy()
+    finally:
+        b.close()
 
 
 @dataclass
@@ -427,8 +465,10 @@ def evaluate(cfg: EvalConfig) -> dict:
                 fps=state["fps"], complete=complete, error=error, extra=state["extra"])
             (cfg.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             try:
+                shown = sorted(tally.overlays.values(), key=lambda o: o.index)
+                planner_views(model, shown, threads=cfg.threads)
                 write_report(cfg.out, metrics, tally.cm.mat, tally.latencies_ms, info.classes,
-                             sorted(tally.overlays.values(), key=lambda o: o.index))
+                             shown)
             except Exception as rexc:  # noqa: BLE001 - never hide the error that stopped the run
                 if error is None:
                     raise

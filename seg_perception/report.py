@@ -131,6 +131,15 @@ def overlay_picture(frame: OverlaySource, classes: ClassSet) -> np.ndarray:
         gt[frame.label == IGNORE_LABEL] = rgb[frame.label == IGNORE_LABEL]
         panels.append(gt)
         titles.append("ground truth")
+    conf = getattr(frame, "confidence", None)
+    if conf is not None:
+        c = cv2.resize(conf, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        panels.append(cv2.cvtColor(cv2.applyColorMap(c, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB))
+        titles.append("confidence")
+    grid = getattr(frame, "grid", None)
+    if grid is not None:
+        panels.append(grid_picture(grid, rgb.shape[0]))
+        titles.append("grid (flat ground)")
     out = []
     for p, t in zip(panels, titles, strict=True):
         p = p.copy()
@@ -139,6 +148,21 @@ def overlay_picture(frame: OverlaySource, classes: ClassSet) -> np.ndarray:
                     (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
         out.append(p)
     return np.concatenate(out, axis=1)
+
+
+GRID_COLOURS = {-1: (40, 40, 40), 0: (90, 200, 90), 100: (230, 40, 40)}
+
+
+def grid_picture(cells: np.ndarray, height: int) -> np.ndarray:
+    """An OccupancyGrid as a person reads a map: forward (x) up, left (y) to the left; free
+    green, occupied red, unknown dark; the camera at the bottom centre."""
+    img = np.zeros((*cells.shape, 3), np.uint8)
+    for v, colour in GRID_COLOURS.items():
+        img[cells == v] = colour
+    img = img.transpose(1, 0, 2)[::-1, ::-1]  # rows: x far -> near; columns: y left -> right
+    scale = height / img.shape[0]
+    return cv2.resize(np.ascontiguousarray(img), (max(int(img.shape[1] * scale), 1), height),
+                      interpolation=cv2.INTER_NEAREST)
 
 
 def _md_table(rows: list[tuple[str, str]], head: tuple[str, str]) -> list[str]:
@@ -219,7 +243,10 @@ def write_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequenc
           "![latency histogram](latency.png)", ""]
     if ov_files:
         L += ["## Overlays", "", "Camera frame, prediction and ground truth (palette colours "
-              "at 50%; unlabelled pixels left uncoloured).", ""]
+              "at 50%; unlabelled pixels left uncoloured), the model's confidence (bright = "
+              "certain) and the flat-ground occupancy grid the node publishes (forward up; "
+              "green drivable, red an obstacle's ground contact, dark unknown; drawn with an "
+              "assumed camera: CamVid publishes no calibration).", ""]
         for f, name in ov_files:
             L += [f"Frame {f.index} (stamp {f.stamp / 1e9:.3f} s)"
                   + ("" if f.pred is not None else " - no mask received"), "",
