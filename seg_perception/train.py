@@ -93,11 +93,15 @@ def evaluate_model(model: torch.nn.Module, images: np.ndarray, labels: np.ndarra
 
 
 def batches(images: np.ndarray, labels: np.ndarray, aug: Augment, batch_size: int,
-            rng: np.random.Generator, device: torch.device) -> Iterator[tuple[torch.Tensor,
-                                                                              torch.Tensor]]:
-    """One epoch of augmented batches in a fresh random order (the last partial batch dropped)."""
-    order = rng.permutation(len(images))
-    for b in range(len(images) // batch_size):
+            rng: np.random.Generator, device: torch.device, rank: int = 0,
+            world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of augmented batches in a fresh random order (the last partial batch dropped).
+
+    With several processes every rank draws the same order (same seed) and takes every
+    ``world``-th frame from ``rank`` on, as DistributedSampler does: disjoint shards per epoch.
+    """
+    order = rng.permutation(len(images))[rank::world]
+    for b in range(len(order) // batch_size):
         idx = order[b * batch_size:(b + 1) * batch_size]
         pairs = [aug(images[i], labels[i]) for i in idx]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])).to(device)
@@ -132,6 +136,22 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
     return float(np.mean(losses))
 
 
+class _Log:
+    """The JSON-lines log; a no-op on ranks other than 0."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._f = path.open("a") if path is not None else None
+
+    def write(self, rec: dict[str, Any]) -> None:
+        if self._f is not None:
+            self._f.write(json.dumps(rec) + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+
+
 def _load_splits(root: str, splits: list[str],
                  classes: ClassSet) -> tuple[np.ndarray, np.ndarray]:
     parts = [load_split(root, s, classes) for s in splits]
@@ -141,9 +161,69 @@ def _load_splits(root: str, splits: list[str],
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+class Distributed:
+    """torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK), or a single process.
+
+    gloo on the CPU, nccl on CUDA; only rank 0 writes checkpoints, logs and the progress bar.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        import os
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = device
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if device.type == "cuda":
+                torch.cuda.set_device(self.local_rank)
+                self.device = torch.device("cuda", self.local_rank)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DDP (gradients averaged over ranks); BatchNorm synchronised on CUDA, where each
+        GPU's batch is small. PyTorch's SyncBatchNorm runs on GPUs only, so on the CPU each
+        process normalises over its own batch."""
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if self.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            return DDP(model, device_ids=[self.local_rank])
+        return DDP(model)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
 def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
+    dist = Distributed(device)
+    try:
+        return _run(args, dist)
+    finally:
+        dist.close()
+
+
+def _run(args: argparse.Namespace, dist: Distributed) -> int:
+    device = dist.device
     if args.threads:
         torch.set_num_threads(args.threads)
     if not 0.0 <= args.ema < 1.0:
@@ -156,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     classes = ClassSet.load(args.classes) if args.classes else dataset_classes(args.data)
     t0 = time.time()
@@ -173,25 +254,29 @@ def run(args: argparse.Namespace) -> int:
         "input_size": [int(x_train.shape[1]), int(x_train.shape[2])],
     }
     model = model_from_meta(meta).to(device).to(memory_format=torch.channels_last)
+    params = count_params(model)
+    macs = count_macs(model.net, *meta["input_size"])
+    ck = None
+    if args.resume and (out / "last.pt").is_file():  # weights before DDP broadcasts rank 0's
+        ck = load_checkpoint(out / "last.pt", str(device))
+        model.load_state_dict(ck["train_state_dict"] if "train_state_dict" in ck
+                              else ck["state_dict"])
+    trained = dist.wrap(model)  # what the optimiser steps; ``model`` stays the plain network
+    model = trained.module if trained is not model else model  # SyncBN conversion copies it
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
            if args.ema > 0 else None)
     shipped = ema.module if ema is not None else model
-    params = count_params(model)
-    macs = count_macs(model.net, *meta["input_size"])
-    steps_per_epoch = len(x_train) // args.batch_size
+    steps_per_epoch = (len(x_train) // dist.world) // args.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"--batch-size {args.batch_size} exceeds the {len(x_train)} frames")
     total = steps_per_epoch * args.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    opt = torch.optim.AdamW(trained.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(s, args.warmup_epochs * steps_per_epoch, total))
     crit = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights).to(device),
                                      ignore_index=IGNORE_LABEL)
     start_epoch, best = 0, -1.0
-    if args.resume and (out / "last.pt").is_file():
-        ck = load_checkpoint(out / "last.pt", str(device))
-        model.load_state_dict(ck["train_state_dict"] if "train_state_dict" in ck
-                              else ck["state_dict"])
+    if ck is not None:
         if ema is not None and "ema" in ck:
             ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
@@ -202,19 +287,18 @@ def run(args: argparse.Namespace) -> int:
     recipe["command"] = "seg-perception train " + " ".join(sys.argv[2:] if len(sys.argv) > 2
                                                            else [])
     meta["recipe"] = recipe
-    log = (out / "train_log.jsonl").open("a")
-    log.write(json.dumps({"event": "start", "recipe": recipe, "params": params,
-                          "macs_480x360": macs, "class_weights": weights.tolist(),
-                          "train_frames": len(x_train),
-                          "val_frames": 0 if x_val is None else len(x_val),
-                          "device": str(device), "torch": torch.__version__,
-                          "start_epoch": start_epoch, "load_s": round(time.time() - t0, 1)}) + "\n")
-    log.flush()
-    aug = Augment(tuple(args.crop), tuple(args.scale), seed=args.seed + start_epoch,
-                  photometric=args.photometric)
+    log = _Log(out / "train_log.jsonl" if dist.main else None)
+    log.write({"event": "start", "recipe": recipe, "params": params,
+               "macs_480x360": macs, "class_weights": weights.tolist(),
+               "train_frames": len(x_train), "val_frames": 0 if x_val is None else len(x_val),
+               "device": str(device), "torch": torch.__version__, "world_size": dist.world,
+               "start_epoch": start_epoch, "load_s": round(time.time() - t0, 1)})
+    # Each rank augments differently; the frame order is shared (see ``batches``).
+    aug = Augment(tuple(args.crop), tuple(args.scale),
+                  seed=args.seed + start_epoch + 1000 * dist.rank, photometric=args.photometric)
     rng = np.random.default_rng(args.seed + start_epoch)
     bar = tqdm(range(start_epoch, args.epochs), desc="train", initial=start_epoch,
-               total=args.epochs, unit="epoch", dynamic_ncols=True,
+               total=args.epochs, unit="epoch", dynamic_ncols=True, disable=not dist.main,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)
     miou = float("nan")
 
@@ -222,13 +306,17 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{loss:.3f}", miou=f"{miou:.3f}", best=f"{best:.3f}", refresh=False)
 
     for epoch in bar:
-        loss = train_one_epoch(model, crit, opt, sched,
-                               batches(x_train, y_train, aug, args.batch_size, rng, device),
+        loss = train_one_epoch(trained, crit, opt, sched,
+                               batches(x_train, y_train, aug, args.batch_size, rng, device,
+                                       dist.rank, dist.world),
                                ema, device, on_step)
         rec: dict[str, Any] = {"event": "epoch", "epoch": epoch, "loss": loss,
                                "lr": sched.get_last_lr()[0],
                                "elapsed_s": round(time.time() - t0, 1)}
         last = epoch + 1 == args.epochs
+        if not dist.main:
+            dist.barrier()  # rank 0 evaluates and writes; the others wait for it
+            continue
         if x_val is not None and y_val is not None and ((epoch + 1) % args.val_every == 0
                                                         or last):
             cm = evaluate_model(shipped, x_val, y_val, classes.num_classes, device)
@@ -248,11 +336,12 @@ def run(args: argparse.Namespace) -> int:
         if last:
             save_checkpoint(out / "final.pt", shipped, {**meta, "epoch": epoch,
                                                         "picked_on": "none (fixed schedule)"})
-        log.write(json.dumps(rec) + "\n")
-        log.flush()
-    log.write(json.dumps({"event": "done", "best_val_miou": best,
-                          "elapsed_s": round(time.time() - t0, 1)}) + "\n")
+        log.write(rec)
+        dist.barrier()
+    log.write({"event": "done", "best_val_miou": best, "elapsed_s": round(time.time() - t0, 1)})
     log.close()
+    if not dist.main:
+        return 0
     if x_val is None:
         print(f"final weights in {out / 'final.pt'} (no split was used to pick them)")
         return 0

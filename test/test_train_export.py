@@ -169,3 +169,38 @@ def test_confidence_output_is_the_winning_probability(trained, tmp_path):
     assert np.abs(conf[0].astype(int) - np.round(prob * 255)).max() <= 1
     assert (ids[0] == ref_ids).mean() >= 0.999
     assert conf.min() >= 255 // 3  # three classes: the winner has at least a third
+
+
+def test_torchrun_two_cpu_processes(dataset, tmp_path):
+    """DistributedDataParallel over gloo: one log and one set of checkpoints (rank 0), the
+    loss goes down, metadata as a single process writes it, and resume works."""
+    import os
+    import subprocess
+    import sys
+
+    def torchrun(epochs: int, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(29500 + os.getpid() % 1000),
+               "-m", "seg_perception", "train", "--data", str(dataset), "--out", str(tmp_path),
+               "--epochs", str(epochs), "--batch-size", "2", "--crop", "48", "64",
+               "--scale", "0.75", "1.25", "--widths", "8", "16", "24", "32", "--depth16", "2",
+               "--lr", "0.01", "--warmup-epochs", "1", "--threads", "1", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    r = torchrun(6)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    starts = [e for e in log if e["event"] == "start"]
+    epochs = [e for e in log if e["event"] == "epoch"]
+    assert len(starts) == 1 and starts[0]["world_size"] == 2  # rank 0 alone writes
+    assert [e["epoch"] for e in epochs] == list(range(6))
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    ck = load_checkpoint(tmp_path / "best.pt")
+    assert ck["meta"]["classes"]["names"] == CLASSES["names"]
+    assert not any(k.startswith("module.") for k in ck["state_dict"])  # the plain network
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["best.pt", "final.pt", "last.pt"]
+    r = torchrun(7, "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log if e["event"] == "epoch"] == list(range(7))
