@@ -131,13 +131,14 @@ def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):
 def test_burst_leaves_no_backlog(tiny_onnx, rng):
     """300 frames at 30 Hz, 480x360 rgb8, into a node slowed to ~12 fps: it must skip, not queue."""
     with served(tiny_onnx, {"/segmentation/mask": Image}, in_qos=BEST_EFFORT) as (node, pub, rec):
-        slow = node.segmenter.infer_small
+        backend = node.segmenter.backend
+        fast = backend.infer
 
-        def slow_predict(rgb):
+        def slow_infer(x):  # a slow backend, injected where the node calls it
             time.sleep(0.08)
-            return slow(rgb)
+            return fast(x)
 
-        node.segmenter.infer_small = slow_predict  # type: ignore[method-assign]
+        backend.infer = slow_infer  # type: ignore[method-assign]
         img = frame(rng, 360, 480)
         t0 = time.monotonic()
         for i in range(300):
@@ -305,7 +306,7 @@ def test_worker_survives_any_exception_from_a_frame(tiny_onnx, rng):
     with served(tiny_onnx, {"/segmentation/mask": Image}, qos_reliability="reliable",
                 qos_depth=10) as (node, pub, rec):
         f = frame(rng)
-        decode, infer = node._decode, node.segmenter.infer_small
+        decode, infer = node._decode, node.segmenter.backend.infer
         faults = [("decode", _Boom("decoder fault")), ("infer", MemoryError("no memory")),
                   ("infer", KeyError("odd"))]
 
@@ -317,7 +318,7 @@ def test_worker_survives_any_exception_from_a_frame(tiny_onnx, rng):
             return call
 
         node._decode = flaky("decode")  # type: ignore[method-assign]
-        node.segmenter.infer_small = flaky("infer")  # type: ignore[method-assign]
+        node.segmenter.backend.infer = flaky("infer")  # type: ignore[method-assign]
         pub.publish(image_msg(f, "rgb8", 1))
         assert wait_for(lambda: node.stats.totals["bad"] == 1, 5)
         for n in (2, 3):
