@@ -25,8 +25,11 @@ from seg_perception.quantize import (
     convert_fp16,
     find_qdq,
     fp16_path_for,
+    output_path,
     qdq_path_for,
+    qdq_placement_violations,
     quantize_int8,
+    residual_adds,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +81,7 @@ def test_qdq_model_is_tensorrt_shaped(model_copy):
         scale = onnx.numpy_helper.to_array(inits[w_dq.input[1]])
         assert w.dtype == np.int8 and scale.shape == (w.shape[0],)
         axis = [a.i for a in w_dq.attribute if a.name == "axis"]
-        assert axis in ([], [0])
+        assert axis == [0]  # explicit: DequantizeLinear's default axis is 1
     # The head (Resize to full size, ArgMax) and BatchNorm weights stay float.
     for n in nodes:
         if n.op_type == "BatchNormalization":
@@ -98,6 +101,198 @@ def test_qdq_model_is_tensorrt_shaped(model_copy):
     q_bytes = sum(onnx.numpy_helper.to_array(inits[producers[n.input[1]].input[0]]).nbytes
                   for n in convs)
     assert q_bytes * 4 == f_bytes
+
+
+def ancestors(m: onnx.ModelProto, tensor: str) -> set[str]:
+    """Every tensor ``tensor`` is computed from (Q/DQ nodes included), for the residual test."""
+    producers = {o: n for n in m.graph.node for o in n.output}
+    seen, todo = set(), [tensor]
+    while todo:
+        n = producers.get(todo.pop())
+        for i in n.input if n is not None else ():
+            if i and i not in seen:
+                seen.add(i)
+                todo.append(i)
+    return seen
+
+
+def raw(producers: dict, tensor: str) -> str:
+    """The float tensor a DQ output stands for (the Q's input), else the tensor itself."""
+    dq = producers.get(tensor)
+    if dq is not None and dq.op_type == "DequantizeLinear":
+        return producers[dq.input[0]].input[0]
+    return tensor
+
+
+@pytest.fixture()
+def qdq_model(model_copy) -> tuple[Path, onnx.ModelProto]:
+    q = quantize_int8(model_copy, smooth_frames(6, seed=7), method="minmax", progress=False)
+    return q, onnx.load(str(q))
+
+
+def test_residual_add_quantizes_the_residual_input_only(qdq_model):
+    """NVIDIA's rule: in x + f(x) only x gets Q/DQ; TensorRT fuses the Add into f's Conv, whose
+    output must therefore reach the Add unquantized."""
+    _, m = qdq_model
+    producers = {o: n for n in m.graph.node for o in n.output}
+    head = set(output_path(m))  # the confidence output's "+ 0.5" is an Add of a constant
+    adds = [n for n in m.graph.node if n.op_type == "Add" and n.name not in head]
+    assert len(adds) == 11 and len(residual_adds(m)) == 11  # every Add of the net is residual
+    for add in adds:
+        fed = [producers[i].op_type for i in add.input]
+        assert sorted(fed).count("DequantizeLinear") == 1, (add.name, fed)
+        quantized = next(i for i in add.input if producers[i].op_type == "DequantizeLinear")
+        branch = next(i for i in add.input if i != quantized)
+        assert producers[branch].op_type in ("Conv", "Resize")
+        # The quantized input is the skip: the branch is computed from it, not the other way.
+        assert raw(producers, quantized) in ancestors(m, branch)
+        assert residual_adds(m)[add.name] == (raw(producers, quantized), branch)
+
+
+def test_concat_inputs_share_one_scale(qdq_model):
+    """Where a Concat's inputs are quantized (by their other consumers) they and its quantized
+    output share one scale, so TensorRT copies int8 into the result instead of requantizing."""
+    _, m = qdq_model
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    producers = {o: n for n in m.graph.node for o in n.output}
+    checked = 0
+    for c in m.graph.node:
+        if c.op_type != "Concat":
+            continue
+        dqs = [producers[i] for i in c.input if producers.get(i) is not None
+               and producers[i].op_type == "DequantizeLinear"]
+        if not dqs:
+            continue  # the int64 shape Concats, and the float downsampling ones
+        scales = {float(inits[d.input[1]]) for d in dqs}
+        scales |= {float(inits[producers[d.input[0]].input[1]]) for d in dqs}  # their Qs
+        scales |= {float(inits[q.input[1]]) for q in m.graph.node
+                   if q.op_type == "QuantizeLinear" and q.input[0] == c.output[0]}
+        assert len(scales) == 1, f"{c.name}: input/output scales {scales}"
+        checked += 1
+    assert checked == 1  # the context block: its input also feeds the quantized pools
+    assert "Concat" not in QDQ_OP_TYPES
+
+
+def test_head_and_output_stay_float(qdq_model):
+    """The logits reach the full-size Resize and ArgMax unquantized; nothing on the label path
+    carries Q/DQ, and no Conv output is quantized for its own sake."""
+    _, m = qdq_model
+    producers = {o: n for n in m.graph.node for o in n.output}
+    argmax = next(n for n in m.graph.node if n.op_type == "ArgMax")
+    resize = producers[argmax.input[0]]
+    assert resize.op_type == "Resize" and producers[resize.input[0]].op_type == "Conv"
+    head = output_path(m)
+    assert {argmax.name, resize.name} <= set(head)
+    nodes = {n.name: n for n in m.graph.node}
+    for name in head:  # labels and confidence paths: no input comes out of a DequantizeLinear
+        fed = [producers[i].op_type for i in nodes[name].input if i in producers]
+        assert "DequantizeLinear" not in fed, (name, fed)
+    for o in m.graph.output:
+        assert producers[o.name].op_type == "Cast"
+    consumers: dict[str, list[str]] = {}
+    for n in m.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.op_type)
+    quantized = {}  # op type of what a Q quantizes -> op types reading its DQ
+    for q in (n for n in m.graph.node if n.op_type == "QuantizeLinear"):
+        dq = next(n for n in m.graph.node if n.op_type == "DequantizeLinear"
+                  and n.input[0] == q.output[0])
+        src = producers[q.input[0]].op_type if q.input[0] in producers else "input"
+        quantized.setdefault(src, set()).update(consumers[dq.output[0]])
+    assert "Resize" not in quantized and "ArgMax" not in quantized
+    # A Conv output is quantized only as the input of another Conv (the pointwise Conv after a
+    # depthwise one), never for the Add, Concat, Resize or head after it.
+    assert quantized["Conv"] == {"Conv"}
+
+
+def test_activations_per_tensor_and_checker_passes(qdq_model):
+    q, m = qdq_model
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    for n in m.graph.node:
+        if n.op_type == "QuantizeLinear":  # weights are int8 initialisers: every Q is activation
+            assert inits[n.input[1]].size == 1
+    assert qdq_placement_violations(m) == [] and qdq_placement_violations(q) == []
+    from seg_perception.trt_conformance import check_model
+
+    assert check_model(m) == []
+
+
+def test_placement_checker_reports_each_broken_rule(qdq_model):
+    """The self-check quantize_int8 runs before writing: each rule, broken once, is reported."""
+    from onnx import helper, numpy_helper
+
+    _, good = qdq_model
+
+    def broken(edit) -> list[str]:
+        m = onnx.ModelProto()
+        m.CopyFrom(good)
+        edit(m)
+        return qdq_placement_violations(m)
+
+    def quantize_branch(m):  # both Add inputs quantized: the old hand-written placement
+        add = next(n for n in m.graph.node if n.name == "/model/net/stage4/stage4.0/Add")
+        producers = {o: n for n in m.graph.node for o in n.output}
+        k = next(i for i, t in enumerate(add.input) if producers[t].op_type == "Conv")
+        t = add.input[k]
+        m.graph.initializer.extend([numpy_helper.from_array(np.array(0.1, np.float32), "s_x"),
+                                    numpy_helper.from_array(np.array(0, np.int8), "z_x")])
+        m.graph.node.extend([helper.make_node("QuantizeLinear", [t, "s_x", "z_x"], ["qx"]),
+                             helper.make_node("DequantizeLinear", ["qx", "s_x", "z_x"], ["dqx"])])
+        add.input[k] = "dqx"
+
+    def unshare_concat(m):
+        producers = {o: n for n in m.graph.node for o in n.output}
+        c = next(n for n in m.graph.node if n.name == "/model/net/context/Concat_1")
+        scale = producers[c.input[0]].input[1]
+        t = next(t for t in m.graph.initializer if t.name == scale)
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * 2, scale))
+
+    def quantize_logits(m):
+        resize = next(n for n in m.graph.node if n.name == "/Resize")
+        m.graph.initializer.extend([numpy_helper.from_array(np.array(0.1, np.float32), "s_l"),
+                                    numpy_helper.from_array(np.array(0, np.int8), "z_l")])
+        m.graph.node.extend([
+            helper.make_node("QuantizeLinear", [resize.input[0], "s_l", "z_l"], ["ql"]),
+            helper.make_node("DequantizeLinear", ["ql", "s_l", "z_l"], ["dql"])])
+        resize.input[0] = "dql"
+
+    def asymmetric(m):
+        q = next(n for n in m.graph.node if n.op_type == "QuantizeLinear")
+        t = next(t for t in m.graph.initializer if t.name == q.input[2])
+        t.CopyFrom(numpy_helper.from_array(np.array(3, np.int8), t.name))
+
+    def per_tensor_weights(m):
+        conv = next(n for n in m.graph.node if n.op_type == "Conv")
+        dq = next(n for n in m.graph.node if conv.input[1] in n.output)
+        next(a for a in dq.attribute if a.name == "axis").i = 1
+
+    assert any("branch input" in v for v in broken(quantize_branch))
+    assert any("different scales" in v for v in broken(unshare_concat))
+    assert any("path to the output" in v for v in broken(quantize_logits))
+    assert any("zero point" in v for v in broken(asymmetric))
+    assert any("per output channel" in v for v in broken(per_tensor_weights))
+
+
+def test_derived_models_are_checked_before_writing(model_copy, monkeypatch):
+    """int8 and fp16 go through the TensorRT conformance check; a refusal writes nothing."""
+    from seg_perception import trt_conformance
+
+    seen = []
+
+    def refuse(model, targets, what):
+        seen.append((tuple(targets), what))
+        raise trt_conformance.ConformanceError([], what)
+
+    monkeypatch.setattr(trt_conformance, "assert_conformant", refuse)
+    with pytest.raises(trt_conformance.ConformanceError):
+        quantize_int8(model_copy, smooth_frames(2), method="minmax", progress=False)
+    assert not qdq_path_for(model_copy).exists()
+    pytest.importorskip("onnxconverter_common", reason="onnxconverter-common not installed")
+    with pytest.raises(trt_conformance.ConformanceError):
+        convert_fp16(model_copy)
+    assert not fp16_path_for(model_copy).exists()
+    assert [w.split()[0] for _, w in seen] == ["int8", "fp16"]
+    assert all(t == trt_conformance.TARGETS for t, _ in seen)
 
 
 def test_qdq_tracks_fp32_on_cpu(model_copy):
@@ -269,9 +464,10 @@ def test_build_engine_without_tensorrt_says_why(tiny_onnx, capsys):
 
 @pytest.mark.slow
 @needs_camvid
-def test_int8_camvid_accuracy_within_one_point(tmp_path):
-    """The shipped model's Q/DQ INT8 on CamVid val (ONNX Runtime CPU): at most 1.0 mIoU point
-    below FP32. Calibrated on train frames, never on the frames it is scored on."""
+def test_int8_camvid_accuracy_within_half_a_point(tmp_path):
+    """The shipped model's Q/DQ INT8 on CamVid val (ONNX Runtime CPU), made as build-engine
+    makes it (100 train frames, the default method): at most 0.5 mIoU point below FP32.
+    Calibrated on train frames, never on the frames it is scored on."""
     from seg_perception.quantize import evaluate_onnx
 
     shipped = ROOT / "engines" / "seglite_camvid.onnx"
@@ -280,11 +476,11 @@ def test_int8_camvid_accuracy_within_one_point(tmp_path):
     model = tmp_path / shipped.name
     shutil.copy(shipped, model)
     root = camvid_root()
-    frames = calibration_frames(root / "train", read_model_info(model).input_size, limit=64,
+    frames = calibration_frames(root / "train", read_model_info(model).input_size, limit=100,
                                 progress=False)
     q = quantize_int8(model, frames, progress=False)
     fp32 = evaluate_onnx(model, root, "val", progress=False)
     int8 = evaluate_onnx(q, root, "val", progress=False)
     print(f"CamVid val mIoU fp32 {fp32['miou'] * 100:.2f}  int8 {int8['miou'] * 100:.2f}  "
           f"sizes {fp32['bytes'] / 1e6:.2f} / {int8['bytes'] / 1e6:.2f} MB")
-    assert fp32["miou"] - int8["miou"] <= 0.010
+    assert fp32["miou"] - int8["miou"] <= 0.005
