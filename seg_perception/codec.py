@@ -144,3 +144,15 @@ def decode_compressed(fmt: str, data: object,
         raise FrameError(f"{kind} decoded to {img.shape[1]}x{img.shape[0]}, header says "
                          f"{width}x{height}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def decode_message(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB from a sensor_msgs Image or CompressedImage, rclpy's or rosbags' (by their fields):
+    the one decoder the node, evaluation and INT8 calibration share, so a padded row or a
+    hostile payload is treated the same everywhere."""
+    if hasattr(msg, "encoding"):
+        return decode_raw(msg.encoding, msg.height, msg.width, msg.step,  # type: ignore[attr-defined]
+                          msg.data, max_pixels)  # type: ignore[attr-defined]
+    if hasattr(msg, "format"):
+        return decode_compressed(msg.format, msg.data, max_pixels)  # type: ignore[attr-defined]
+    raise FrameError(f"not an image message: {type(msg).__name__}")

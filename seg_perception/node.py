@@ -42,7 +42,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .backends import BACKENDS, PRECISIONS, create_backend
-from .codec import DEFAULT_MAX_PIXELS, decode_compressed, decode_raw
+from .codec import DEFAULT_MAX_PIXELS, decode_message
 from .config import (
     OUTPUTS,
     RELIABILITIES,
@@ -339,10 +339,7 @@ class SegmentationNode(Node):
         self.stats.published(time.monotonic() - frame.received, self.segmenter.last_backend_s)
 
     def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
-        limit = self.cfg.max_input_pixels
-        if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, msg.data, limit)
-        return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data, limit)
+        return decode_message(msg, self.cfg.max_input_pixels)
 
     def _watch_worker(self) -> str | None:
         """Restarts a worker thread that ended while the node runs; says so for diagnostics."""

@@ -68,7 +68,8 @@ def folder_frames(folder: str | Path, limit: int) -> Iterator[np.ndarray]:
 def bag_frames(bag: str | Path, limit: int, topic: str | None = None) -> Iterator[np.ndarray]:
     """RGB frames from a sensor_msgs Image or CompressedImage topic of a rosbag2 (or ROS 1 bag)."""
     from rosbags.highlevel import AnyReader
-    from rosbags.image import message_to_cvimage
+
+    from .codec import decode_message
 
     with AnyReader([Path(bag)]) as reader:
         images = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
@@ -88,7 +89,7 @@ def bag_frames(bag: str | Path, limit: int, topic: str | None = None) -> Iterato
         for i, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
             if i in keep:
                 msg = reader.deserialize(raw, conn.msgtype)
-                yield np.ascontiguousarray(message_to_cvimage(msg, "rgb8"))
+                yield np.ascontiguousarray(decode_message(msg))  # the node's decoder
 
 
 def calibration_frames(source: str | Path, size: tuple[int, int], limit: int = 100,

@@ -177,3 +177,24 @@ def test_raw_frames_have_the_same_size_limit():
     with pytest.raises(FrameError, match="exceeds max_input_pixels"):
         decode_raw("mono8", 5000, 5000, 5000, b"")  # refused before the data is even looked at
     assert decode_raw("mono8", 2, 2, 2, bytes(4), max_pixels=4).shape == (2, 2, 3)
+
+
+def test_one_decoder_for_messages_of_either_kind(rgb):
+    """The node, evaluation and calibration all decode through decode_message: a padded row is
+    honoured and a hostile payload refused the same way everywhere."""
+    from types import SimpleNamespace
+
+    from seg_perception.codec import decode_message
+
+    h, w = rgb.shape[:2]
+    padded = np.zeros((h, w * 3 + 8), np.uint8)
+    padded[:, : w * 3] = rgb.reshape(h, -1)
+    raw = SimpleNamespace(encoding="rgb8", height=h, width=w, step=w * 3 + 8,
+                          data=padded.tobytes())
+    np.testing.assert_array_equal(decode_message(raw), rgb)
+    png = SimpleNamespace(format="png", data=cv2.imencode(".png", rgb[..., ::-1])[1].tobytes())
+    np.testing.assert_array_equal(decode_message(png), rgb)
+    with pytest.raises(FrameError, match="exceeds max_input_pixels"):
+        decode_message(raw, max_pixels=10)
+    with pytest.raises(FrameError, match="not an image message"):
+        decode_message(SimpleNamespace(data=b""))
