@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -32,8 +33,11 @@ from .bag import (
     typestore,
 )
 from .classes import IGNORE_LABEL, ClassSet
-from .codec import FrameError, decode_compressed, decode_raw
+from .codec import FrameError, decode_message
 from .metrics import ConfusionMatrix
+
+if TYPE_CHECKING:
+    from .backends import Backend
 
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 MASK_TOPIC = "/segmentation/mask"
@@ -127,12 +131,9 @@ def header_stamp(msg: object) -> int:
     return stamp_ns(s.sec, s.nanosec)
 
 
-def decode_image(msg: object, msgtype: str) -> np.ndarray:
+def decode_image(msg: object, msgtype: str) -> np.ndarray:  # noqa: ARG001 - kept for callers
     """RGB from a rosbags Image/CompressedImage, with the node's own decoder."""
-    if msgtype == COMPRESSED_TYPE:
-        return decode_compressed(msg.format, msg.data)  # type: ignore[attr-defined]
-    return decode_raw(msg.encoding, msg.height, msg.width, msg.step,  # type: ignore[attr-defined]
-                      msg.data)  # type: ignore[attr-defined]
+    return decode_message(msg)
 
 
 def decode_ids(msg: object) -> np.ndarray:
@@ -429,9 +430,15 @@ def choose_overlays(n_images: int, k: int) -> set[int]:
     return {int(round(v)) for v in np.linspace(0, n_images - 1, min(k, n_images))}
 
 
-def evaluate(cfg: EvalConfig) -> dict:
+def evaluate(cfg: EvalConfig, backend: Backend | None = None,
+             on_tally: Callable[[Tally], None] | None = None) -> dict:
     """Runs the evaluation and writes metrics.json and report.md into ``cfg.out``, even when it
-    is interrupted or fails part-way (then ``complete`` is false and the error is recorded)."""
+    is interrupted or fails part-way (then ``complete`` is false and the error is recorded).
+
+    ``backend``: an already open backend for offline mode, used and left open (a fleet worker
+    opens one for all its bags). ``on_tally``: called with the run's Tally as soon as it exists,
+    so a caller still has the raw latencies when the run fails part-way.
+    """
     from .modelinfo import read_model_info
     from .report import write_report
 
@@ -442,6 +449,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         bag = resolve_topics(reader, Path(cfg.bag), cfg.image_topic, cfg.label_topic)
         n_images = bag.image_count if not cfg.max_frames else min(bag.image_count, cfg.max_frames)
         tally = Tally(info.classes, choose_overlays(n_images, cfg.overlays))
+        if on_tally is not None:
+            on_tally(tally)
         cfg.out.mkdir(parents=True, exist_ok=True)
         state: dict = {"backend": cfg.backend, "precision": cfg.precision, "fps": None,
                        "extra": {}}
@@ -453,7 +462,7 @@ def evaluate(cfg: EvalConfig) -> dict:
 
                 run_live(cfg, reader, bag, tally, state)
             else:
-                _run_offline(cfg, reader, bag, tally, state)
+                _run_offline(cfg, reader, bag, tally, state, backend)
             complete = True
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -479,12 +488,14 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 
 def _run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
-                 state: dict) -> None:
-    """Every image through ``Segmenter.predict`` (resize, backend, resize back), timed."""
+                 state: dict, shared: Backend | None = None) -> None:
+    """Every image through ``Segmenter.predict`` (resize, backend, resize back), timed.
+    ``shared``: an open backend to use and leave open; otherwise one is opened and closed."""
     from .backends import create_backend
     from .pipeline import Segmenter
 
-    backend = create_backend(cfg.model, cfg.backend, cfg.precision, cfg.threads)
+    backend = shared if shared is not None else create_backend(
+        cfg.model, cfg.backend, cfg.precision, cfg.threads)
     state["backend"], state["precision"] = backend.name, backend.precision
     seg = Segmenter(backend)
     conns = [c for c in reader.connections  # type: ignore[attr-defined]
@@ -520,7 +531,8 @@ def _run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
                 tally.add_prediction(stamp, ids, dt * 1000.0)
                 state["fps"] = len(tally.latencies_ms) / busy if busy > 0 else None
     finally:
-        backend.close()
+        if shared is None:
+            backend.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -530,9 +542,14 @@ def _run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
 def add_args(parser: argparse.ArgumentParser) -> None:
     from .backends import BACKENDS, PRECISIONS
 
-    parser.add_argument("--bag", type=Path, required=True, help="rosbag2 folder (mcap or sqlite3)")
+    parser.add_argument("--bag", type=Path, action="append", default=[],
+                        help="rosbag2 folder (mcap or sqlite3); repeat it for a fleet of bags")
+    parser.add_argument("--bags", default=None, metavar="DIR_OR_GLOB",
+                        help="a fleet: every rosbag2 folder (one with metadata.yaml) under DIR, "
+                             "or those a glob matches; combinable with --bag")
     parser.add_argument("--out", type=Path, required=True,
-                        help="folder for metrics.json, report.md and pictures")
+                        help="folder for metrics.json, report.md and pictures (a fleet: the "
+                             "pooled report, and each bag's own in bags/NAME/)")
     parser.add_argument("--image-topic", default=IMAGE_TOPIC,
                         help=f"Image or CompressedImage topic (default {IMAGE_TOPIC}; "
                              f"TOPIC{COMPRESSED_SUFFIX} is used if only that exists)")
@@ -543,7 +560,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="as the node's backend parameter (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--threads", type=int, default=2, help="inference threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="inference threads (default 2; a fleet: the cores per worker)")
     parser.add_argument("--live", action="store_true",
                         help="replay through the real ROS 2 node and score what it publishes")
     parser.add_argument("--rate", type=float, default=None,
@@ -564,19 +582,35 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="live: ROS_DOMAIN_ID for the replay (default: inherited)")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N images (0: all)")
     parser.add_argument("--overlays", type=int, default=4, help="overlay frames in the report")
+    fleet = parser.add_argument_group("fleet (several bags, in parallel on Ray)")
+    fleet.add_argument("--workers", type=int, default=None,
+                       help="Ray workers, each evaluating whole bags with its own backend (and "
+                            "live: its own node on ROS_DOMAIN_ID base + worker index); default: "
+                            "the CPU cores here, at most one per bag")
+    fleet.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="join this Ray cluster (e.g. ray://head:10001 or auto) instead of "
+                            "starting one here; bags, model and --out must be at the same paths "
+                            "on its nodes")
+    fleet.add_argument("--gpus-per-worker", type=float, default=None,
+                       help="GPUs Ray reserves per worker (default: the cluster's GPUs shared "
+                            "out, at most 1 each; 0 where it has none)")
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     from .modelinfo import default_model_path
 
-    if args.max_frames < 0 or args.overlays < 0 or args.threads < 1:
+    threads = 2 if args.threads is None else args.threads
+    if args.max_frames < 0 or args.overlays < 0 or threads < 1:
         raise ValueError("--max-frames and --overlays must be >= 0, --threads >= 1")
     if args.rate is not None and not args.rate > 0:
         raise ValueError(f"--rate must be > 0, got {args.rate}")
+    bags = args.bag if isinstance(args.bag, list) else [args.bag]
+    if len(bags) != 1:
+        raise ValueError(f"one --bag expected here, got {len(bags)}")
     return EvalConfig(
-        bag=args.bag, out=args.out, model=args.model or default_model_path(),
+        bag=bags[0], out=args.out, model=args.model or default_model_path(),
         image_topic=args.image_topic, label_topic=args.label_topic, backend=args.backend,
-        precision=args.precision, threads=args.threads, live=args.live, rate=args.rate,
+        precision=args.precision, threads=threads, live=args.live, rate=args.rate,
         max_frames=args.max_frames, overlays=args.overlays, qos_reliability=args.qos_reliability,
         grace_s=args.grace, startup_timeout_s=args.startup_timeout,
         fastdds_profile=args.fastdds_profile, domain_id=args.domain_id)
@@ -598,7 +632,20 @@ def summary_line(m: dict) -> str:
     return s
 
 
+def is_fleet(args: argparse.Namespace) -> bool:
+    """A fleet run: ``--bags``, or ``--bag`` given more than once. One ``--bag`` is the
+    single-bag run, with its output layout unchanged."""
+    bags = args.bag if isinstance(args.bag, list) else [args.bag]
+    return getattr(args, "bags", None) is not None or len(bags) > 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if is_fleet(args):
+        from .fleet import run_fleet
+
+        return run_fleet(args)
+    if not args.bag:
+        raise ValueError("give a bag: --bag PATH (repeatable) or --bags DIR_OR_GLOB")
     cfg = config_from_args(args)
     m = evaluate(cfg)
     print(summary_line(m))

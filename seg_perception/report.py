@@ -254,3 +254,105 @@ def write_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequenc
     path = out / "report.md"
     path.write_text("\n".join(L))
     return path
+
+
+def _md_grid(head: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """A markdown table; ``align`` has one letter per column, l (left) or r (right)."""
+    lines = ["| " + " | ".join(head) + " |",
+             "| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def _cell(text: object) -> str:
+    """One table cell: pipes and newlines would break the row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def write_fleet_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequence[float],
+                       classes: ClassSet) -> Path:
+    """report.md for a fleet of bags: pooled figures (one confusion matrix summed over every
+    bag, mIoU recomputed from it), then one row per bag linking its own report."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lat = metrics["latency_ms"]
+    live = metrics.get("mode") == "live"
+    bags = metrics.get("bags", [])
+    plot_iou(out / "iou.png", metrics["per_class_iou"], metrics["miou"], classes)
+    plot_confusion(out / "confusion.png", cm, list(classes.names))
+    plot_latency(out / "latency.png", latencies_ms, lat,
+                 ("Publish-to-mask latency through the node" if live
+                  else "Per-frame inference latency") + f", all {len(bags)} bags")
+    failed = [b for b in bags if b["status"] != "ok"]
+    L: list[str] = ["# Segmentation evaluation: fleet of bags", ""]
+    if failed:
+        L += [f"> **{len(failed)} of {len(bags)} bags did not complete**: "
+              + "; ".join(f"`{b['name']}`: {b['error']}" for b in failed)
+              + ". The pooled figures cover what the others measured (and what a bag that "
+              "stopped part-way measured before it stopped).", ""]
+    timing = metrics.get("timing", {})
+    L += [f"- bags: {len(bags)} ({metrics.get('bags_ok', 0)} complete), model "
+          f"`{metrics['model']}`",
+          f"- backend: {metrics['backend']}, precision {metrics['precision']}; mode: "
+          + ("live, each bag replayed through its worker's own ROS 2 node" if live
+             else "offline, backend called directly"),
+          f"- {metrics.get('workers', '?')} Ray workers ({metrics.get('ray', 'local')}); "
+          f"bags evaluated in {_fmt(timing.get('bags_s'), '.1f')} s after "
+          f"{_fmt(timing.get('ray_start_s'), '.1f')} s of Ray start-up and "
+          f"{_fmt(timing.get('workers_start_s'), '.1f')} s of worker start-up", ""]
+    rows = [
+        ("mIoU (pooled)", _fmt(metrics["miou"])),
+        ("pixel accuracy (pooled)", _fmt(metrics["pixel_accuracy"])),
+        ("frames", str(metrics["frames"])),
+        ("frames scored", str(metrics["frames_scored"])),
+        ("dropped (no mask)", str(metrics["dropped"])),
+        ("labels without a matching image", str(metrics.get("labels_without_image", 0))),
+        ("latency p50 / p95 / p99 / max (ms)",
+         " / ".join(_fmt(lat[k], ".1f") for k in ("p50", "p95", "p99", "max"))),
+        ("per-worker fps" if not live else "output fps (frame-weighted over bags)",
+         _fmt(metrics["fps"], ".1f")),
+        ("fleet throughput (frames/s, all workers, reports included)",
+         _fmt(metrics.get("throughput_fps"), ".1f")),
+    ]
+    for key, what in (("bad_frames", "undecodable images"), ("bad_labels", "undecodable labels"),
+                      ("size_mismatch", "prediction/label size mismatches"),
+                      ("duplicate_image_stamps", "duplicate image stamps")):
+        if metrics.get(key):
+            rows.append((what, str(metrics[key])))
+    L += ["## Pooled over all bags", ""] + _md_table(rows, ("metric", "value")) + [""]
+    L += ["The confusion matrices of the bags are summed and mIoU is computed from the sum, so "
+          "every scored pixel weighs the same whichever bag it is in (not a mean of per-bag "
+          "mIoUs). Latency percentiles are over every frame of every bag.", ""]
+    L += ["## Per bag", ""]
+    grid = []
+    for b in bags:
+        name = _cell(b["name"])
+        link = f"[{name}]({b['report']})" if b.get("report") else name
+        status = "ok" if b["status"] == "ok" else f"{b['status']}: {_cell(b['error'])}"
+        grid.append([link, str(b["frames"]), str(b["frames_scored"]), _fmt(b["miou"]),
+                     _fmt(b["latency_p50_ms"], ".1f"), _fmt(b["latency_p95_ms"], ".1f"),
+                     _fmt(b["fps"], ".1f"), str(b["dropped"]), status])
+    L += _md_grid(("bag", "frames", "scored", "mIoU", "p50 ms", "p95 ms", "fps", "dropped",
+                   "status"), grid, "lrrrrrrrl")
+    L += ["", "## Per-class IoU (pooled)", ""]
+    L += _md_table([(n, _fmt(v)) for n, v in metrics["per_class_iou"].items()],
+                   ("class", "IoU"))
+    L += ["", "![per-class IoU](iou.png)", "", "## Confusion matrix (pooled)", "",
+          "Rows are ground truth, normalised to 100%; columns are predictions.", "",
+          "![confusion matrix](confusion.png)", "", "## Latency (pooled)", "",
+          "![latency histogram](latency.png)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(L))
+    return path
+
+
+def write_failed_report(out: Path, bag: str, error: str) -> Path:
+    """report.md for a bag of a fleet that stopped before anything was measured, so every bag
+    has its own folder with a report that says what happened."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.md"
+    path.write_text("\n".join(["# Segmentation evaluation", "",
+                               f"> **Failed before any frame was measured**: {error}", "",
+                               f"- bag: `{bag}`", ""]))
+    return path
