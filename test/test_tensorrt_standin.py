@@ -272,7 +272,7 @@ def test_deserialising_what_is_not_this_versions_engine_fails_like_tensorrt(trt_
     try:
         runtime = trt.Runtime(Collect())
         engine = runtime.deserialize_cuda_engine(good)
-        assert engine is not None and engine.num_io_tensors == 2
+        assert engine is not None and engine.num_io_tensors == 3  # image, labels, confidence
         assert [engine.get_tensor_name(i) for i in range(2)] == ["image", "labels"]
         assert engine.get_tensor_mode("image") == trt.TensorIOMode.INPUT
         assert engine.get_tensor_dtype("labels") == trt.DataType.UINT8

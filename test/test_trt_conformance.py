@@ -156,7 +156,11 @@ def test_old_style_export_is_rejected_with_both_rules(old_onnx):
 def test_export_onnx_refuses_a_non_conformant_graph(tiny_checkpoint, tmp_path, monkeypatch):
     from seg_perception import export
 
-    monkeypatch.setattr(export.ExportWrapper, "forward", _old_forward)
+    def old_with_confidence(self, image):  # today's two outputs, the old boundaries
+        labels = _old_forward(self, image)[0]
+        return labels, labels + 0
+
+    monkeypatch.setattr(export.ExportWrapper, "forward", old_with_confidence)
     out = tmp_path / "refused.onnx"
     with pytest.raises(ConformanceError) as err:
         export.export_onnx(tiny_checkpoint, out)
