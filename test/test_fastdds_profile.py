@@ -59,8 +59,10 @@ def test_large_frames_arrive_with_shipped_profile():
     n = 90
     # PUBLISHER_PROFILE=other.xml compares another profile for the camera side.
     profile = os.environ.get("PUBLISHER_PROFILE", str(ROOT / "config" / "fastdds_shm.xml"))
-    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=profile)
-    env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+    from seg_perception.dds import FASTDDS, FASTRTPS, profile_env
+
+    env = {k: v for k, v in os.environ.items() if k not in (FASTDDS, FASTRTPS)}
+    env.update(profile_env(profile))  # the one name this ROS 2's Fast DDS reads
     with ros_session() as (ctx, ex):
         peer = Node("reader", context=ctx)
         ex.add_node(peer)
