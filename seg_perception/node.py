@@ -125,6 +125,8 @@ class SegmentationNode(Node):
                           for o in self.cfg.outputs}
         # Planner outputs beyond images: camera_info for what is published, PNG masks, a grid.
         self._camera_info: CameraInfo | None = None
+        self._info_out: CameraInfo | None = None  # the scaled camera_info, reused per frame
+        self._info_key: tuple | None = None
         try:
             self._info_sub = self.create_subscription(
                 CameraInfo, self.cfg.camera_info_topic, self._on_camera_info,
@@ -394,20 +396,26 @@ class SegmentationNode(Node):
         ci = self._camera_info
         if ci is None:
             return
-        try:
-            intr = self._intrinsics()
-        except ValueError as exc:
-            self.get_logger().error(f"camera_info on {self.cfg.camera_info_topic}: {exc}",
-                                    throttle_duration_sec=5.0)
-            return
-        assert intr is not None
-        h, w = size
-        scaled = intr.scaled(w, h)
-        out = CameraInfo(header=header, height=h, width=w, distortion_model=ci.distortion_model,
-                         d=list(ci.d), r=list(ci.r))
-        out.k = scaled.k.ravel().tolist()
-        out.p = scaled.p.ravel().tolist()
-        self._info_pub.publish(out)
+        # Drivers send the same calibration with every frame: scale it once per content.
+        key = (tuple(ci.k), tuple(ci.p), tuple(ci.d), ci.width, ci.height, size)
+        if key != self._info_key:
+            try:
+                intr = self._intrinsics()
+            except ValueError as exc:
+                self.get_logger().error(f"camera_info on {self.cfg.camera_info_topic}: {exc}",
+                                        throttle_duration_sec=5.0)
+                return
+            assert intr is not None
+            h, w = size
+            scaled = intr.scaled(w, h)
+            out = CameraInfo(height=h, width=w, distortion_model=ci.distortion_model,
+                             d=list(ci.d), r=list(ci.r))
+            out.k = scaled.k.ravel().tolist()
+            out.p = scaled.p.ravel().tolist()
+            self._info_out, self._info_key = out, key
+        assert self._info_out is not None
+        self._info_out.header = header
+        self._info_pub.publish(self._info_out)
 
     def _publish_grid(self, header: object, small_ids: np.ndarray) -> None:
         ci = self._camera_info
