@@ -439,6 +439,13 @@ def test_outputs_at_model_resolution(tiny_onnx, rng):
         ci = rec.msgs["/segmentation/camera_info"][0][1]
         assert (ci.width, ci.height) == (128, 96) and stamp_ns(ci) == 7
         assert ci.k[0] == pytest.approx(512 * 128 / 640)
+        # A new calibration is picked up (the scaled one is cached per content).
+        info_pub.publish(_camera_info(1280, 960))
+        assert wait_for(lambda: node._camera_info.width == 1280, 5)
+        pub.publish(image_msg(f, "rgb8", 8))
+        assert wait_for(lambda: rec.count("/segmentation/camera_info") == 2, 10)
+        ci = rec.msgs["/segmentation/camera_info"][1][1]
+        assert stamp_ns(ci) == 8 and ci.k[0] == pytest.approx(1024 * 128 / 1280)
 
 
 @pytest.mark.parametrize("content", ["x: [\n", None])
