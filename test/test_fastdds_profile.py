@@ -52,7 +52,9 @@ def shm_segments() -> dict[str, int]:
     shm = Path("/dev/shm")
     if not shm.is_dir():
         pytest.skip("no /dev/shm on this system")
-    return {p.name: p.stat().st_size for p in shm.glob("fastdds_*") if not p.name.endswith("_el")}
+    # Fast DDS 3 (Kilted) names its segments fastdds_*, Fast DDS 2.x (Humble, Jazzy) fastrtps_*.
+    return {p.name: p.stat().st_size for p in (*shm.glob("fastdds_*"), *shm.glob("fastrtps_*"))
+            if not p.name.endswith("_el")}
 
 
 def test_large_frames_arrive_with_shipped_profile():
