@@ -51,17 +51,12 @@ class Segmenter:
 
     def infer_small(self, rgb: np.ndarray) -> np.ndarray:
         """Ids at the model's input size; ``last_backend_s`` keeps the backend's own time."""
-        return self.run(rgb)[1]
-
-    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the frame at the model's input size, its ids): outputs at model resolution reuse
-        the resized frame instead of shrinking it twice."""
-        x, ids, _ = self.run_with_confidence(rgb, False)
-        return x, ids
+        return self.run_with_confidence(rgb, False)[1]
 
     def run_with_confidence(self, rgb: np.ndarray, confidence: bool = True
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(resized frame, ids, confidence or None), all at the model's input size."""
+        """(resized frame, ids, confidence or None), all at the model's input size: outputs at
+        model resolution reuse the resized frame instead of shrinking it twice."""
         x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         if confidence:
