@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     # The TensorRT conformance tables travel with the code that reads them.
-    package_data={PACKAGE: ["trt_rules/*.json", "trt_rules/README.md"]},
+    package_data={f"{PACKAGE}.inference.tensorrt": ["trt_rules/*.json", "trt_rules/README.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -20,9 +20,9 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from seg_perception.backends import create_backend  # noqa: E402
-from seg_perception.modelinfo import default_model_path  # noqa: E402
-from seg_perception.pipeline import Segmenter  # noqa: E402
+from seg_perception.inference.factory import create_backend  # noqa: E402
+from seg_perception.inference.modelinfo import default_model_path  # noqa: E402
+from seg_perception.inference.segmenter import Segmenter  # noqa: E402
 
 SIZES = {"480x360 (stretched)": (360, 480), "480x270 (aspect kept)": (270, 480),
          "640x360 (aspect kept, 1.33x scale)": (360, 640)}

@@ -24,13 +24,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from seg_perception.backends import (  # noqa: E402
+from seg_perception.inference.factory import (  # noqa: E402
     create_backend,
     tensorrt_available,
     torch_cuda_available,
 )
-from seg_perception.modelinfo import default_model_path, read_model_info  # noqa: E402
-from seg_perception.pipeline import Segmenter  # noqa: E402
+from seg_perception.inference.modelinfo import default_model_path, read_model_info  # noqa: E402
+from seg_perception.inference.segmenter import Segmenter  # noqa: E402
 
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 SIZES = ((360, 480), (1080, 1920))
@@ -73,7 +73,8 @@ def configs(args: argparse.Namespace) -> list[tuple[str, str, dict]]:
 
 def ensure_qdq(model: Path, work: Path, frames: int) -> Path:
     """The model in ``work`` with a Q/DQ sibling (copied if it exists, else calibrated)."""
-    from seg_perception.quantize import calibration_frames, qdq_path_for, quantize_int8
+    from seg_perception.inference.variants import qdq_path_for
+    from seg_perception.optimize.quantize import calibration_frames, quantize_int8
 
     dst = work / model.name
     shutil.copy(model, dst)

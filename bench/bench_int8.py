@@ -88,9 +88,9 @@ def cmd_frames(args: argparse.Namespace) -> None:
     """``--offset 0`` gives exactly build-engine's frames; other offsets shift every index by
     that many frames, a different calibration set of the same spread (for the spread of mIoU
     between calibration sets)."""
-    from seg_perception.data import list_images, read_rgb
-    from seg_perception.pipeline import resize_rgb
-    from seg_perception.quantize import calibration_frames
+    from seg_perception.core.resize import resize_rgb
+    from seg_perception.datasets.camvid import list_images, read_rgb
+    from seg_perception.optimize.quantize import calibration_frames
 
     size = tuple(args.size) if args.size else (360, 480)
     train = Path(args.data) / "train"
@@ -114,7 +114,7 @@ def load_calib(path: str, limit: int | None) -> np.ndarray:
 
 
 def cmd_project(args: argparse.Namespace) -> None:
-    from seg_perception.quantize import quantize_int8
+    from seg_perception.optimize.quantize import quantize_int8
 
     frames = list(load_calib(args.calib, args.frames))
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def cmd_modelopt(args: argparse.Namespace) -> None:
     import onnx
     from modelopt.onnx.quantization import quantize
 
-    from seg_perception.quantize import output_path
+    from seg_perception.optimize.quantize import output_path
 
     frames = load_calib(args.calib, args.frames)
     src = onnx.load(args.model)
@@ -214,8 +214,8 @@ def structure(path: str, ref: Any) -> dict[str, Any]:  # noqa: ANN401 - onnx.Mod
     """Conformance, placement and interface of one model, against the float reference."""
     import onnx
 
-    from seg_perception.quantize import qdq_placement_violations
-    from seg_perception.trt_conformance import TARGETS, check_model
+    from seg_perception.inference.tensorrt.conformance import TARGETS, check_model
+    from seg_perception.optimize.quantize import qdq_placement_violations
 
     m = onnx.load(path)
     io = [(v.name, v.type.tensor_type.elem_type) for v in (*m.graph.input, *m.graph.output)]
@@ -248,8 +248,8 @@ def session(path: str, threads: int) -> Any:
 
 
 def camvid_frame(data: str, size: tuple[int, int]) -> np.ndarray:
-    from seg_perception.data import find_split, read_rgb
-    from seg_perception.pipeline import resize_rgb
+    from seg_perception.core.resize import resize_rgb
+    from seg_perception.datasets.camvid import find_split, read_rgb
 
     return resize_rgb(read_rgb(find_split(data, "val").images[0]), size)[None]
 
@@ -258,9 +258,9 @@ def cmd_measure(args: argparse.Namespace) -> None:
     import onnx
     import onnxruntime as ort
 
-    from seg_perception.data import dataset_classes
-    from seg_perception.modelinfo import read_model_info
-    from seg_perception.quantize import evaluate_onnx
+    from seg_perception.datasets.camvid import dataset_classes
+    from seg_perception.inference.modelinfo import read_model_info
+    from seg_perception.optimize.quantize import evaluate_onnx
 
     ref = onnx.load(args.models[0])
     info = read_model_info(args.models[0])

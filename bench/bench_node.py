@@ -32,9 +32,9 @@ import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-from seg_perception.modelinfo import default_model_path  # noqa: E402
-from seg_perception.node import SegmentationNode  # noqa: E402
-from seg_perception.outputs import COLOUR  # noqa: E402
+from seg_perception.inference.modelinfo import default_model_path  # noqa: E402
+from seg_perception.node.node import SegmentationNode  # noqa: E402
+from seg_perception.node.outputs import COLOUR  # noqa: E402
 
 CAMERA = textwrap.dedent("""
     import sys, time, array

@@ -19,11 +19,11 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from seg_perception.backends import create_backend  # noqa: E402
-from seg_perception.geometry import GridSpec, GroundGrid, Intrinsics  # noqa: E402
-from seg_perception.masks import group_lut  # noqa: E402
-from seg_perception.node import PNG_FAST  # noqa: E402 - the node's own settings
-from seg_perception.quantize import calibration_frames  # noqa: E402
+from seg_perception.core.geometry import GridSpec, GroundGrid, Intrinsics  # noqa: E402
+from seg_perception.core.masks import group_lut  # noqa: E402
+from seg_perception.inference.factory import create_backend  # noqa: E402
+from seg_perception.node.node import PNG_FAST  # noqa: E402 - the node's own settings
+from seg_perception.optimize.quantize import calibration_frames  # noqa: E402
 
 
 def timed(fn, runs: int) -> float:  # noqa: ANN001

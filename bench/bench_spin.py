@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from seg_perception.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 
 
 def run(spin: bool, rate: float, frames: int, threads: int) -> tuple[float, float, float]:

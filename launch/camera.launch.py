@@ -53,7 +53,7 @@ def _launch_setup(context: object) -> list:
     def get(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    from seg_perception.dds import profile_env
+    from seg_perception.node.dds import profile_env
 
     # Only the variable this ROS 2's Fast DDS reads (the other one warns or loads it twice).
     actions: list = [SetEnvironmentVariable(k, v)

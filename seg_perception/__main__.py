@@ -1,3 +1,3 @@
-from .cli import main
+from seg_perception.cli import main
 
 raise SystemExit(main())

@@ -11,11 +11,14 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("seg_perception.train", "train the FCN on a CamVid-layout dataset"),
-    "export": ("seg_perception.export", "export a checkpoint to ONNX (uint8 in, class ids out)"),
-    "build-engine": ("seg_perception.build_engine", "build a TensorRT engine (fp32/fp16/int8)"),
-    "make-bag": ("seg_perception.bag", "write a rosbag2 from image and label folders"),
-    "evaluate": ("seg_perception.evaluate", "replay a bag and measure accuracy and latency"),
+    "train": ("seg_perception.training.train", "train the FCN on a CamVid-layout dataset"),
+    "export": ("seg_perception.optimize.export",
+               "export a checkpoint to ONNX (uint8 in, class ids out)"),
+    "build-engine": ("seg_perception.optimize.build_engine",
+                     "build a TensorRT engine (fp32/fp16/int8)"),
+    "make-bag": ("seg_perception.datasets.bag", "write a rosbag2 from image and label folders"),
+    "evaluate": ("seg_perception.evaluation.evaluate",
+                 "replay a bag and measure accuracy and latency"),
     "demo": ("seg_perception.demo", "replay the bundled sample bag live through the node"),
     "doctor": ("seg_perception.doctor", "check TensorRT, CUDA, GPU and engines on this machine"),
 }

@@ -9,8 +9,8 @@ import argparse
 import time
 from pathlib import Path
 
-from .evaluate import EvalConfig, evaluate, summary_line
-from .modelinfo import default_model_path, package_share
+from seg_perception.evaluation.evaluate import EvalConfig, evaluate, summary_line
+from seg_perception.inference.modelinfo import default_model_path, package_share
 
 SAMPLE_NAME = "camvid_sample"
 
@@ -21,7 +21,7 @@ def sample_bag_path() -> Path:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    from .backends import BACKENDS, PRECISIONS
+    from seg_perception.inference.backend import BACKENDS, PRECISIONS
 
     parser.add_argument("--out", type=Path, default=Path("demo_output"),
                         help="output folder (default: demo_output)")

@@ -19,7 +19,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 _profile = str(ROOT / "config" / "fastdds_shm.xml")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from seg_perception.dds import profile_variable  # noqa: E402 - needs ROOT on sys.path
+from seg_perception.node.dds import profile_variable  # noqa: E402 - needs ROOT on sys.path
 
 os.environ.setdefault(profile_variable(), _profile)  # only the name this ROS 2 reads
 
@@ -45,9 +45,9 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small randomly initialised checkpoint (seeded): real weights, real graph, fast."""
     import torch
 
-    from seg_perception.checkpoint import save_checkpoint
-    from seg_perception.classes import CAMVID as CAMVID_CLASSES
-    from seg_perception.model import model_from_meta
+    from seg_perception.core.classes import CAMVID as CAMVID_CLASSES
+    from seg_perception.model.checkpoint import save_checkpoint
+    from seg_perception.model.network import model_from_meta
 
     torch.manual_seed(0)
     meta = {**TINY_META, "classes": CAMVID_CLASSES.to_dict()}
@@ -65,7 +65,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint: Path) -> Path:
-    from seg_perception.export import export_onnx
+    from seg_perception.optimize.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tiny_checkpoint.with_suffix(".onnx"))
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seg_perception.bag import pair_folders, write_bag
-from seg_perception.classes import CAMVID
+from seg_perception.core.classes import CAMVID
+from seg_perception.datasets.bag import pair_folders, write_bag
 
 START_NS = 1_700_000_000_000_000_000
 

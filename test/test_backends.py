@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 
 from conftest import camvid_root, needs_camvid
-from seg_perception.backends import (
-    BACKENDS,
+from seg_perception.inference.backend import BACKENDS
+from seg_perception.inference.factory import (
     choose_backend,
     create_backend,
     tensorrt_available,
     torch_cuda_available,
 )
-from seg_perception.backends.onnxruntime_backend import resolve_providers
-from seg_perception.pipeline import Segmenter
+from seg_perception.inference.onnxruntime_backend import resolve_providers
+from seg_perception.inference.segmenter import Segmenter
 
 ROOT = Path(__file__).resolve().parent.parent
 PARITY = 0.995  # FP32 paths must agree with the ONNX Runtime FP32 reference on 99.5% of pixels
@@ -206,7 +206,8 @@ def test_shipped_model_parity_on_camvid():
 
 
 def test_onnxruntime_int8_runs_the_qdq_model(model_dir):
-    from seg_perception.quantize import calibration_frames, qdq_path_for, quantize_int8
+    from seg_perception.inference.variants import qdq_path_for
+    from seg_perception.optimize.quantize import calibration_frames, quantize_int8
 
     frames = frames_for((96, 128), n=8, seed=3)
     folder = model_dir / "calib"
@@ -276,7 +277,7 @@ def test_torch_cuda_fp16_parity_and_speed(model_dir):
 
 PYCUDA_SCRIPT = r"""
 import threading, numpy as np
-from seg_perception.backends.tensorrt_backend import CudaContext, DeviceBuffers
+from seg_perception.inference.tensorrt.backend import CudaContext, DeviceBuffers
 ctx = CudaContext(0)
 specs = {"x": ((2, 64, 64, 3), np.dtype(np.uint8)), "y": ((4096,), np.dtype(np.float32))}
 bufs = DeviceBuffers(ctx, specs)
@@ -364,7 +365,7 @@ def test_tensorrt_engine_parity_and_cache(model_dir, precision):
 @pytest.mark.tensorrt
 @needs_trt
 def test_tensorrt_int8_from_qdq(model_dir):
-    from seg_perception.quantize import quantize_int8
+    from seg_perception.optimize.quantize import quantize_int8
 
     onnx_path = model_dir / "seg.onnx"
     quantize_int8(onnx_path, frames_for((96, 128), n=8), progress=False)
@@ -382,7 +383,7 @@ def test_model_contract_is_checked_at_load(tiny_onnx, tmp_path):
     """A model the node cannot serve fails at start, naming what is wrong, not per frame."""
     import onnx
 
-    from seg_perception.modelinfo import read_model_info
+    from seg_perception.inference.modelinfo import read_model_info
 
     def variant(name: str, edit) -> Path:
         m = onnx.load(str(tiny_onnx))

@@ -12,11 +12,11 @@ import yaml
 from rosbags.highlevel import AnyReader
 
 from evaltools import START_NS, make_bag, make_dataset
-from seg_perception.bag import bag_size, typestore
-from seg_perception.classes import CAMVID
 from seg_perception.cli import main as cli
-from seg_perception.data import read_label
-from seg_perception.evaluate import decode_ids, decode_image, header_stamp
+from seg_perception.core.classes import CAMVID
+from seg_perception.datasets.bag import bag_size, typestore
+from seg_perception.datasets.camvid import read_label
+from seg_perception.evaluation.evaluate import decode_ids, decode_image, header_stamp
 
 
 def read_all(bag: Path) -> dict[str, list[tuple[int, object]]]:
@@ -126,7 +126,7 @@ def test_size_mismatch_leaves_no_half_bag(tmp_path, capsys):
 
 
 def test_rejects_bad_rate_and_storage(tmp_path):
-    from seg_perception.bag import pair_folders, write_bag
+    from seg_perception.datasets.bag import pair_folders, write_bag
 
     ds = make_dataset(tmp_path / "ds", n=1)
     pairs = pair_folders(ds / "val", ds / "valannot")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.codec import FrameError, decode_compressed, decode_raw
+from seg_perception.core.codec import FrameError, decode_compressed, decode_raw
 
 
 @pytest.fixture()
@@ -184,7 +184,7 @@ def test_one_decoder_for_messages_of_either_kind(rgb):
     honoured and a hostile payload refused the same way everywhere."""
     from types import SimpleNamespace
 
-    from seg_perception.codec import decode_message
+    from seg_perception.core.codec import decode_message
 
     h, w = rgb.shape[:2]
     padded = np.zeros((h, w * 3 + 8), np.uint8)

@@ -9,13 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.backends import create_backend
-from seg_perception.classes import CAMVID, ClassSet
-from seg_perception.config import ConfigError, validate
-from seg_perception.masks import apply_lut, colourize, group_lut, overlay, packed_palette
-from seg_perception.pipeline import Segmenter, resize_ids, resize_rgb
-from seg_perception.slot import LatestSlot
-from seg_perception.stats import NodeStats
+from seg_perception.core.classes import CAMVID, ClassSet
+from seg_perception.core.masks import apply_lut, colourize, group_lut, overlay, packed_palette
+from seg_perception.core.resize import resize_ids, resize_rgb
+from seg_perception.inference.factory import create_backend
+from seg_perception.inference.segmenter import Segmenter
+from seg_perception.node.config import ConfigError, validate
+from seg_perception.node.slot import LatestSlot
+from seg_perception.node.stats import NodeStats
 
 GOOD = {
     "model": "m.onnx", "backend": "auto", "precision": "fp32", "input_size": [0, 0], "threads": 2,
@@ -157,8 +158,8 @@ def test_node_runtime_imports_stay_light(tiny_onnx):
     import subprocess
     import sys
 
-    code = ("import sys, seg_perception.node\n"
-            "from seg_perception.backends import create_backend\n"
+    code = ("import sys, seg_perception.node.node\n"
+            "from seg_perception.inference.factory import create_backend\n"
             f"create_backend({str(tiny_onnx)!r}, 'onnxruntime').infer("
             "__import__('numpy').zeros((96, 128, 3), 'uint8'))\n"
             "heavy = [m for m in ('torch', 'matplotlib', 'tensorrt') if m in sys.modules]\n"
@@ -168,7 +169,7 @@ def test_node_runtime_imports_stay_light(tiny_onnx):
 
 
 def test_stamp_gaps_count_frames_never_seen():
-    from seg_perception.stats import StampGaps
+    from seg_perception.node.stats import StampGaps
 
     period = 33_333_333  # 30 Hz
     g = StampGaps()

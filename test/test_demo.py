@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rosbags.highlevel import AnyReader
 
-from seg_perception.bag import bag_size, typestore
 from seg_perception.cli import main as cli
+from seg_perception.datasets.bag import bag_size, typestore
 from seg_perception.demo import sample_bag_path
-from seg_perception.evaluate import decode_ids, decode_image, header_stamp
-from seg_perception.modelinfo import default_model_path
+from seg_perception.evaluation.evaluate import decode_ids, decode_image, header_stamp
+from seg_perception.inference.modelinfo import default_model_path
 
 SAMPLE = sample_bag_path()
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from seg_perception.backends import tensorrt_available
+from seg_perception.inference.factory import tensorrt_available
 
 
 @pytest.mark.skipif(tensorrt_available()[0], reason="TensorRT is usable here")

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from seg_perception.engine_cache import (
+from seg_perception.core.fileio import atomic_write_bytes
+from seg_perception.inference.tensorrt.build import parse_version, plan_build, strongly_typed
+from seg_perception.inference.tensorrt.cache import (
     EngineKey,
-    atomic_write_bytes,
     check_engine,
     obtain_engine,
     sidecar_path,
     timing_cache_path,
     write_engine,
 )
-from seg_perception.trt_build import parse_version, plan_build, strongly_typed
 
 MAGIC = b"FAKEPLAN"
 
@@ -205,8 +205,9 @@ def test_versions_and_typing_mode():
 
 
 def test_build_plans_per_version_and_precision(tiny_onnx, tmp_path):
-    from seg_perception.modelinfo import read_model_info
-    from seg_perception.quantize import qdq_path_for, quantize_int8
+    from seg_perception.inference.modelinfo import read_model_info
+    from seg_perception.inference.variants import qdq_path_for
+    from seg_perception.optimize.quantize import quantize_int8
 
     info = read_model_info(tiny_onnx)
     p = plan_build(info, "fp16", (96, 128), "10.3.0", work_dir=tmp_path)
@@ -241,7 +242,7 @@ def test_build_plans_per_version_and_precision(tiny_onnx, tmp_path):
 def test_atomic_write_keeps_normal_permissions(tmp_path):
     import os
 
-    from seg_perception.engine_cache import atomic_write_bytes
+    from seg_perception.core.fileio import atomic_write_bytes
 
     umask = os.umask(0o022)
     try:
@@ -299,7 +300,7 @@ def test_a_changed_build_plan_is_another_engine(tmp_path):
 
 
 def test_plan_key_text_names_flags_typing_and_workspace(tiny_onnx, tmp_path):
-    from seg_perception.modelinfo import read_model_info
+    from seg_perception.inference.modelinfo import read_model_info
 
     info = read_model_info(tiny_onnx)
     weak = plan_build(info, "fp16", (96, 128), "10.3.0", -1, tmp_path)

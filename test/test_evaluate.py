@@ -15,18 +15,18 @@ import pytest
 
 from evaltools import START_NS, make_bag, make_dataset
 from rostools import default_sigint
-from seg_perception.bag import (
+from seg_perception.cli import main as cli
+from seg_perception.core.classes import CAMVID
+from seg_perception.core.metrics import ConfusionMatrix
+from seg_perception.datasets.bag import (
     IMAGE_TYPE,
     image_message,
     label_message,
     pair_folders,
     typestore,
 )
-from seg_perception.classes import CAMVID
-from seg_perception.cli import main as cli
-from seg_perception.data import read_label, read_rgb
-from seg_perception.evaluate import EvalConfig, evaluate
-from seg_perception.metrics import ConfusionMatrix
+from seg_perception.datasets.camvid import read_label, read_rgb
+from seg_perception.evaluation.evaluate import EvalConfig, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"miou", "per_class_iou", "pixel_accuracy", "frames", "frames_scored", "dropped",
@@ -35,8 +35,8 @@ KEYS = {"miou", "per_class_iou", "pixel_accuracy", "frames", "frames_scored", "d
 
 def direct_confusion(model: Path, ds: Path) -> ConfusionMatrix:
     """The expected answer: the same model on the source PNGs, no bag, no node."""
-    from seg_perception.backends import create_backend
-    from seg_perception.pipeline import Segmenter
+    from seg_perception.inference.factory import create_backend
+    from seg_perception.inference.segmenter import Segmenter
 
     seg = Segmenter(create_backend(model, "onnxruntime", "fp32", 1))
     cm = ConfusionMatrix(CAMVID.num_classes)
@@ -170,7 +170,7 @@ def test_bag_corrupt_midway_keeps_what_was_measured(tmp_path, tiny_onnx, capsys)
     """Chunk 3 of 4 has a broken zstd frame: the first chunks are scored and written out."""
     ds = make_dataset(tmp_path / "ds", n=12, size=(240, 320))
     bag = tmp_path / "bag"
-    from seg_perception.bag import write_bag
+    from seg_perception.datasets.bag import write_bag
 
     write_bag(pair_folders(ds / "val", ds / "valannot"), bag, classes=CAMVID, progress=False)
     f = bag / "bag.mcap"

@@ -61,7 +61,7 @@ def test_large_frames_arrive_with_shipped_profile():
     n = 90
     # PUBLISHER_PROFILE=other.xml compares another profile for the camera side.
     profile = os.environ.get("PUBLISHER_PROFILE", str(ROOT / "config" / "fastdds_shm.xml"))
-    from seg_perception.dds import FASTDDS, FASTRTPS, profile_env
+    from seg_perception.node.dds import FASTDDS, FASTRTPS, profile_env
 
     env = {k: v for k, v in os.environ.items() if k not in (FASTDDS, FASTRTPS)}
     env.update(profile_env(profile))  # the one name this ROS 2's Fast DDS reads

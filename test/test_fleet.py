@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from evaltools import START_NS, make_dataset
-from seg_perception.bag import pair_folders, write_bag
-from seg_perception.classes import CAMVID
 from seg_perception.cli import main as cli
-from seg_perception.evaluate import EvalConfig, evaluate
-from seg_perception.fleet import bag_names, discover_bags, find_bags
-from seg_perception.metrics import ConfusionMatrix
+from seg_perception.core.classes import CAMVID
+from seg_perception.core.metrics import ConfusionMatrix
+from seg_perception.datasets.bag import pair_folders, write_bag
+from seg_perception.evaluation.evaluate import EvalConfig, evaluate
+from seg_perception.evaluation.fleet import bag_names, discover_bags, find_bags
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,6 +208,7 @@ def test_bags_dir_and_glob_discovery(tmp_path, tiny_onnx, capsys, ray_session):
 
 
 def test_ray_is_not_imported_by_the_node_or_a_single_bag_run():
-    code = ("import sys, seg_perception.evaluate, seg_perception.fleet, seg_perception.cli; "
+    code = ("import sys, seg_perception.evaluation.evaluate, seg_perception.evaluation.fleet, "
+            "seg_perception.cli; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.geometry import (
+from seg_perception.core.geometry import (
     FREE,
     OCCUPIED,
     OPTICAL_TO_BODY,
@@ -18,7 +18,7 @@ from seg_perception.geometry import (
     ground_points,
     rotation_rpy,
 )
-from seg_perception.masks import group_lut
+from seg_perception.core.masks import group_lut
 
 W, H = 480, 360
 K = [400.0, 0, 239.5, 0, 400.0, 179.5, 0, 0, 1]

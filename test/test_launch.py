@@ -93,7 +93,7 @@ def test_two_cameras_as_the_launch_file_starts_them(tiny_onnx):
     ("kilted", "FASTDDS_DEFAULT_PROFILES_FILE"), ("rolling", "FASTDDS_DEFAULT_PROFILES_FILE"),
 ])
 def test_exactly_the_profile_variable_the_distro_reads(distro, var):
-    from seg_perception.dds import profile_env
+    from seg_perception.node.dds import profile_env
 
     assert profile_env("/p.xml", distro) == {var: "/p.xml"}
     for off in ("none", "off", "", "false"):
@@ -103,7 +103,7 @@ def test_exactly_the_profile_variable_the_distro_reads(distro, var):
 def test_profile_variable_of_the_installed_wheels(monkeypatch):
     from importlib import metadata
 
-    from seg_perception.dds import profile_variable
+    from seg_perception.node.dds import profile_variable
 
     monkeypatch.delenv("ROS_DISTRO", raising=False)
     try:  # Kilted's wheels: Fast DDS 3 as ros-fastdds; Jazzy's: Fast DDS 2.14 as ros-fastrtps

@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seg_perception.classes import CAMVID, IGNORE_LABEL, ClassSet
-from seg_perception.evaluate import Tally, build_metrics, choose_overlays, percentile_summary
-from seg_perception.metrics import ConfusionMatrix
+from seg_perception.core.classes import CAMVID, IGNORE_LABEL, ClassSet
+from seg_perception.core.metrics import ConfusionMatrix
+from seg_perception.evaluation.evaluate import (
+    Tally,
+    build_metrics,
+    choose_overlays,
+    percentile_summary,
+)
 
 I = IGNORE_LABEL  # noqa: E741 - reads like the 'ignore' it is in the arrays below
 

@@ -28,10 +28,10 @@ from rostools import (
     stop_process,
     wait_for,
 )
-from seg_perception.backends import create_backend
-from seg_perception.classes import CAMVID
-from seg_perception.node import SegmentationNode
-from seg_perception.pipeline import Segmenter
+from seg_perception.core.classes import CAMVID
+from seg_perception.inference.factory import create_backend
+from seg_perception.inference.segmenter import Segmenter
+from seg_perception.node.node import SegmentationNode
 
 pytestmark = pytest.mark.ros
 OUT_TOPICS = {f"/segmentation/{o}": Image
@@ -408,7 +408,7 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
         cells = np.array(grid.data, np.int8)
         assert set(np.unique(cells)) <= {-1, 0, 100} and len(cells) == 800
         # The same grid from the functional core, at the model's resolution.
-        from seg_perception.geometry import GridSpec, GroundGrid, Intrinsics
+        from seg_perception.core.geometry import GridSpec, GroundGrid, Intrinsics
 
         small = node.segmenter.infer_small(f)
         intr = Intrinsics.from_fields(_camera_info(320, 240).k, _camera_info(320, 240).p, [],

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from seg_perception.classes import CAMVID
-from seg_perception.outputs import OutputRenderer
+from seg_perception.core.classes import CAMVID
+from seg_perception.node.outputs import OutputRenderer
 
 
 def setup(rng):

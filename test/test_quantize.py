@@ -16,17 +16,19 @@ import onnxruntime as ort
 import pytest
 
 from conftest import camvid_root, needs_camvid
-from seg_perception.modelinfo import read_model_info
-from seg_perception.quantize import (
-    QDQ_OP_TYPES,
-    bag_frames,
-    calibration_frames,
+from seg_perception.inference.modelinfo import read_model_info
+from seg_perception.inference.variants import (
     check_derived,
     convert_fp16,
     find_qdq,
     fp16_path_for,
-    output_path,
     qdq_path_for,
+)
+from seg_perception.optimize.quantize import (
+    QDQ_OP_TYPES,
+    bag_frames,
+    calibration_frames,
+    output_path,
     qdq_placement_violations,
     quantize_int8,
     residual_adds,
@@ -212,7 +214,7 @@ def test_activations_per_tensor_and_checker_passes(qdq_model):
         if n.op_type == "QuantizeLinear":  # weights are int8 initialisers: every Q is activation
             assert inits[n.input[1]].size == 1
     assert qdq_placement_violations(m) == [] and qdq_placement_violations(q) == []
-    from seg_perception.trt_conformance import check_model
+    from seg_perception.inference.tensorrt.conformance import check_model
 
     assert check_model(m) == []
 
@@ -452,8 +454,8 @@ def test_build_engine_onnx_only_from_a_checkpoint(tiny_checkpoint, tmp_path, cap
 
 
 def test_build_engine_without_tensorrt_says_why(tiny_onnx, capsys):
-    from seg_perception.backends import tensorrt_available
     from seg_perception.cli import main
+    from seg_perception.inference.factory import tensorrt_available
 
     if tensorrt_available()[0]:
         pytest.skip("TensorRT is usable here; the tensorrt-marked tests cover the build")
@@ -468,7 +470,7 @@ def test_int8_camvid_accuracy_within_half_a_point(tmp_path):
     """The shipped model's Q/DQ INT8 on CamVid val (ONNX Runtime CPU), made as build-engine
     makes it (100 train frames, the default method): at most 0.5 mIoU point below FP32.
     Calibrated on train frames, never on the frames it is scored on."""
-    from seg_perception.quantize import evaluate_onnx
+    from seg_perception.optimize.quantize import evaluate_onnx
 
     shipped = ROOT / "engines" / "seglite_camvid.onnx"
     if not shipped.is_file():

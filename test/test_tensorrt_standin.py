@@ -29,8 +29,8 @@ from standin._plan import payload, peek
 from standin.install import build
 from standin_fixtures import trt_standin_fixture  # noqa: F401 - provides `trt_standin`
 
-from seg_perception.backends import create_backend, tensorrt_available
-from seg_perception.engine_cache import check_engine, sidecar_path, write_engine
+from seg_perception.inference.factory import create_backend, tensorrt_available
+from seg_perception.inference.tensorrt.cache import check_engine, sidecar_path, write_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ["8.6.1", "10.3.0", "10.13.0"]
@@ -64,7 +64,7 @@ def assert_released(inst) -> None:
 @pytest.fixture(scope="session")
 def qdq_source(tiny_onnx, tmp_path_factory) -> Path:
     """The tiny model's Q/DQ model, made once (beside a copy, never beside the shared one)."""
-    from seg_perception.quantize import quantize_int8
+    from seg_perception.optimize.quantize import quantize_int8
 
     d = tmp_path_factory.mktemp("qdq")
     shutil.copy(tiny_onnx, d / "seg.onnx")
@@ -327,7 +327,7 @@ def test_backend_ids_equal_onnxruntime(trt_standin, model_dir, precision):
 
 @flavours
 def test_resolve_engine_writes_engine_sidecar_and_timing_cache(trt_standin, model_dir):
-    from seg_perception.backends.tensorrt_backend import resolve_engine
+    from seg_perception.inference.tensorrt.backend import resolve_engine
 
     out, _ = logs()
     path = resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng", log=out.append,
@@ -351,8 +351,8 @@ def test_resolve_engine_writes_engine_sidecar_and_timing_cache(trt_standin, mode
 
 @flavours
 def test_progress_bars_follow_the_builder_phases(trt_standin, model_dir, capsys):
-    from seg_perception.modelinfo import read_model_info
-    from seg_perception.trt_build import build_serialized, plan_build
+    from seg_perception.inference.modelinfo import read_model_info
+    from seg_perception.inference.tensorrt.build import build_serialized, plan_build
 
     cuda, trt = trt_standin.cuda, trt_standin.trt
     plan = plan_build(read_model_info(model_dir / "seg.onnx"), "fp32", SIZE, trt.__version__)
@@ -395,7 +395,7 @@ def test_cache_missing_hit_stale_and_rebuilt(trt_standin, model_dir, tiny_checkp
     # The model changed (new weights, same file name): stale, rebuilt.
     import torch
 
-    from seg_perception.export import export_onnx
+    from seg_perception.optimize.export import export_onnx
 
     ck = torch.load(tiny_checkpoint, weights_only=True)
     ck["state_dict"] = {k: v * 1.01 if v.is_floating_point() else v
@@ -448,7 +448,7 @@ def test_foreign_and_corrupt_engines_are_rebuilt_with_a_warning(trt_standin, mod
 
 
 def check_engine_key(path: Path):
-    from seg_perception.engine_cache import EngineKey, read_sidecar
+    from seg_perception.inference.tensorrt.cache import EngineKey, read_sidecar
 
     return EngineKey.from_dict(read_sidecar(path)["key"])
 
@@ -492,7 +492,7 @@ CHILD = textwrap.dedent("""
     sys.path[:0] = [{root!r}, {test!r}]
     import pytest
     from standin import install
-    from seg_perception.backends.tensorrt_backend import resolve_engine
+    from seg_perception.inference.tensorrt.backend import resolve_engine
     mp = pytest.MonkeyPatch()
     inst = install(mp, {version!r})
     inst.controls.build_delay_s = 1.0
@@ -563,9 +563,9 @@ def test_precision_selects_network_and_flags(trt_standin, with_qdq, precision):
 @flavours
 def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, model_dir):
     """What TensorRT itself refuses at build time, reached through the project's builder."""
-    from seg_perception.engine_cache import EngineBuildError
-    from seg_perception.modelinfo import read_model_info
-    from seg_perception.trt_build import BuildPlan, build_serialized
+    from seg_perception.inference.modelinfo import read_model_info
+    from seg_perception.inference.tensorrt.build import BuildPlan, build_serialized
+    from seg_perception.inference.tensorrt.cache import EngineBuildError
 
     trt, cuda = trt_standin.trt, trt_standin.cuda
     info = read_model_info(model_dir / "seg.onnx")
@@ -646,7 +646,7 @@ def test_parser_rejects_the_old_non_conformant_export(trt_standin, model_dir):
 
 @pytest.mark.parametrize("trt_standin", ["8.6.1"], indirect=True)
 def test_dla_on_a_gpu_without_dla_fails_to_build_and_auto_falls_back(trt_standin, model_dir):
-    from seg_perception.engine_cache import EngineBuildError
+    from seg_perception.inference.tensorrt.cache import EngineBuildError
 
     with pytest.raises(EngineBuildError, match="failed to build an engine") as e:
         open_trt(model_dir / "seg.onnx", "fp16", dla_core=0)
@@ -727,7 +727,7 @@ def test_wrong_frame_size_and_failed_enqueue(trt_standin, model_dir):
 @pytest.mark.parametrize("trt_standin", ["8.6.1"], indirect=True)
 @pytest.mark.parametrize("cache", ["other_gpu", "garbage"])
 def test_unusable_timing_cache_is_replaced(trt_standin, model_dir, cache):
-    from seg_perception.backends.tensorrt_backend import resolve_engine
+    from seg_perception.inference.tensorrt.backend import resolve_engine
 
     out, _ = logs()
     first = resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng", log=out.append)
@@ -759,7 +759,7 @@ def test_create_backend_picks_tensorrt_with_the_standin(trt_standin, model_dir):
     finally:
         b.close()
     with pytest.raises(RuntimeError, match="CUDA device 3 not present"):
-        from seg_perception.backends.tensorrt_backend import TensorRTBackend
+        from seg_perception.inference.tensorrt.backend import TensorRTBackend
 
         TensorRTBackend(model_dir / "seg.onnx", device=3)
     assert_released(trt_standin)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from conftest import camvid_root, needs_camvid
-from seg_perception.checkpoint import load_checkpoint, load_model
 from seg_perception.cli import main as cli
-from seg_perception.export import export_onnx, parity
-from seg_perception.modelinfo import read_model_info
+from seg_perception.inference.modelinfo import read_model_info
+from seg_perception.model.checkpoint import load_checkpoint, load_model
+from seg_perception.optimize.export import export_onnx, parity
 
 CLASSES = {"names": ["sky", "road", "car"], "palette": [[0, 0, 255], [90, 90, 90], [255, 0, 0]],
            "ignore_id": 7, "drivable": ["road"], "obstacles": ["car"]}
@@ -131,7 +131,7 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
 
 @needs_camvid
 def test_shipped_model_parity_on_camvid_frames(tmp_path):
-    from seg_perception.modelinfo import default_model_path
+    from seg_perception.inference.modelinfo import default_model_path
 
     onnx_path = default_model_path()
     ckpt = onnx_path.with_suffix(".pt")
@@ -151,7 +151,7 @@ def test_confidence_output_is_the_winning_probability(trained, tmp_path):
     import onnxruntime as ort
     import torch.nn.functional as F
 
-    from seg_perception.checkpoint import load_model
+    from seg_perception.model.checkpoint import load_model
 
     path = export_onnx(trained / "best.pt", tmp_path / "conf.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from seg_perception import trt_conformance as tc
-from seg_perception.trt_conformance import (
+from seg_perception.inference.tensorrt.conformance import (
     TARGETS,
     ConformanceError,
     Violation,
@@ -65,7 +65,8 @@ def test_new_export_passes_every_target(tiny_onnx):
 
 
 def test_fp16_and_int8_variants_pass_every_target(tiny_onnx, tmp_path, rng):
-    from seg_perception.quantize import fp16_model, quantize_int8
+    from seg_perception.inference.variants import fp16_model
+    from seg_perception.optimize.quantize import quantize_int8
 
     assert check_model(fp16_model(tiny_onnx)) == []
     frames = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2)]
@@ -119,7 +120,7 @@ def _old_forward(self, image):
 def old_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     import torch
 
-    from seg_perception.checkpoint import load_model
+    from seg_perception.model.checkpoint import load_model
 
     model, meta = load_model(tiny_checkpoint)
     h, w = meta["input_size"]
@@ -177,7 +178,7 @@ def test_docs_only_shows_the_8_6_constant_of_shape_entry(tiny_onnx):
 
 
 def test_module_imports_no_torch_tensorrt_or_rclpy():
-    code = ("import sys, seg_perception.trt_conformance\n"
+    code = ("import sys, seg_perception.inference.tensorrt.conformance\n"
             "bad = [m for m in ('torch', 'tensorrt', 'rclpy') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

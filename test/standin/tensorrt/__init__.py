@@ -29,7 +29,7 @@ deserialisation failures (magic tag, library version, compute capability). Texts
 
 What it rejects (``build_serialized_network``/``parse*`` return None/False and log errors; API
 misuse raises TypeError/AttributeError/RuntimeError as pybind11 would):
-* any ONNX ``seg_perception.trt_conformance.check_model`` finds a violation in for
+* any ONNX ``seg_perception.inference.tensorrt.conformance.check_model`` finds a violation in for
   ``target_for(__version__)`` (one parser error per violation), undecodable ONNX, an implicit batch
   network on 8.6, a second parse into the same network;
 * a build with a profile ``trt_conformance.check_profile`` rejects, a dynamic input without a
@@ -535,13 +535,13 @@ class OnnxParser(_Strict):
         return True
 
     def supports_operator(self, op_name: str) -> bool:
-        from seg_perception.trt_conformance import load_table, target_for
+        from seg_perception.inference.tensorrt.conformance import load_table, target_for
 
         entry = load_table(target_for(__version__))["ops"].get(op_name)
         return _builtins.bool(entry and entry["supported"])
 
     def _import(self, proto: Any, data: bytes) -> bool:  # noqa: ANN401 - onnx.ModelProto
-        from seg_perception.trt_conformance import check_model, target_for
+        from seg_perception.inference.tensorrt.conformance import check_model, target_for
 
         net = self._network
         if net.has_implicit_batch_dimension:
@@ -897,7 +897,7 @@ class Builder(_Strict):
     def _refuse(self, network: INetworkDefinition, config: IBuilderConfig,
                 ctx: _g.PrimaryContext) -> tuple[int, str, str] | None:
         """(error code, kind, text) of the first rule this build breaks, or None."""
-        from seg_perception.trt_conformance import check_profile, target_for
+        from seg_perception.inference.tensorrt.conformance import check_profile, target_for
 
         if network._model is None or not network._outputs:
             return 4, "Internal Error", "Network must have at least one output"

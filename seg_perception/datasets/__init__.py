@@ -1,0 +1,1 @@
+"""Where frames come from offline: CamVid-layout folders and rosbag2 recordings."""

@@ -1,0 +1,46 @@
+"""The functional core of the node: frame in, class ids at the frame's resolution out."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from seg_perception.core.resize import resize_ids, resize_rgb
+from seg_perception.inference.backend import Backend
+
+
+class Segmenter:
+    """Resizes to the model's input size, runs the backend, resizes ids back."""
+
+    def __init__(self, backend: Backend, input_size: tuple[int, int] | None = None) -> None:
+        self.backend = backend
+        self.input_size = tuple(input_size) if input_size else backend.info.input_size
+        if len(self.input_size) != 2 or min(self.input_size) < 16:
+            raise ValueError(f"input_size must be [height, width] >= 16, got {self.input_size}")
+        self.last_backend_s = 0.0
+
+    @property
+    def classes(self):  # noqa: ANN201 - ClassSet, kept light
+        return self.backend.info.classes
+
+    def infer_small(self, rgb: np.ndarray) -> np.ndarray:
+        """Ids at the model's input size; ``last_backend_s`` keeps the backend's own time."""
+        return self.run_with_confidence(rgb, False)[1]
+
+    def run_with_confidence(self, rgb: np.ndarray, confidence: bool = True
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(resized frame, ids, confidence or None), all at the model's input size: outputs at
+        model resolution reuse the resized frame instead of shrinking it twice."""
+        x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        if confidence:
+            ids, conf = self.backend.infer_with_confidence(x)  # type: ignore[attr-defined]
+        else:
+            ids, conf = self.backend.infer(x), None
+        self.last_backend_s = time.perf_counter() - t0
+        return x, ids, conf
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """Ids at the frame's size."""
+        return resize_ids(self.infer_small(rgb), rgb.shape[:2])

@@ -1,0 +1,217 @@
+"""Building TensorRT engines from a seg_perception ONNX, for every TensorRT the node meets.
+
+* TensorRT 8.6 (JetPack 6.0) and 10.0-10.11 (JetPack 6.1/6.2 ship 10.3): weakly typed network
+  from the float ONNX, precision by builder flags (FP16; INT8 from the Q/DQ ONNX plus FP16 for
+  the layers left in float).
+* TensorRT 10.12+ and 11 (weak typing deprecated, then removed): a strongly typed network, the
+  precision carried by the ONNX itself: fp16-converted, or the Q/DQ model.
+
+The input shape is fixed at the node's input size (one optimisation profile, min = opt = max),
+which gives the fastest engine. Only ``build_serialized`` and the TensorRT callback classes import
+tensorrt; the rest is plain Python and tested on a CPU.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seg_perception.inference.modelinfo import ModelInfo
+
+STRONG_TYPING_FROM = (10, 12)
+Log = Callable[[str], None]
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'10.3.0.30' -> (10, 3, 0, 30); non-numeric tails ('10.13.0.post1') are dropped."""
+    out: list[int] = []
+    for part in text.split("."):
+        digits = "".join(c for c in part if c.isdigit()) if part[:1].isdigit() else ""
+        if not digits:
+            break
+        out.append(int(digits))
+    if not out:
+        raise ValueError(f"cannot parse TensorRT version {text!r}")
+    return tuple(out)
+
+
+def strongly_typed(version: str) -> bool:
+    """True where the precision must come from the ONNX (TensorRT >= 10.12)."""
+    return parse_version(version)[:2] >= STRONG_TYPING_FROM
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What one build does; decided without TensorRT so the rules can be tested anywhere."""
+
+    network_onnx: Path  # the ONNX handed to the parser
+    strongly_typed: bool
+    flags: tuple[str, ...]  # BuilderFlag names to set
+    input_name: str
+    input_shape: tuple[int, int, int, int]
+    dla_core: int
+
+    def key_text(self, workspace_mb: int) -> str:
+        """What of the plan, besides model, shape and DLA core, makes an engine different."""
+        typing = "strong" if self.strongly_typed else "weak"
+        return f"{typing};flags={','.join(sorted(self.flags))};workspace_mb={int(workspace_mb)}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"network_onnx": self.network_onnx.name, "strongly_typed": self.strongly_typed,
+                "flags": list(self.flags), "input_shape": list(self.input_shape),
+                "dla_core": self.dla_core}
+
+
+def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt_version: str,
+               dla_core: int = -1, work_dir: str | Path | None = None) -> BuildPlan:
+    """Picks the network ONNX and builder flags for ``precision`` on ``trt_version``.
+
+    int8 needs the calibrated Q/DQ model beside the float one (ValueError saying how to make it);
+    fp16 on a strongly typed TensorRT writes an fp16-converted ONNX into ``work_dir``.
+    """
+    from seg_perception.inference.variants import find_qdq, fp16_model
+
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
+    h, w = (int(v) for v in input_size)
+    if min(h, w) < 16:
+        raise ValueError(f"input_size must be [height, width] >= 16, got {input_size}")
+    if dla_core >= 0 and precision == "fp32":
+        raise ValueError("dla_core: DLA runs fp16 or int8 only; choose precision fp16 or int8")
+    strong = strongly_typed(trt_version)
+    flags: list[str] = []
+    onnx_path = info.path
+    if precision == "int8":
+        onnx_path = find_qdq(info.path)
+        if not strong:
+            flags += ["INT8", "FP16"]  # FP16 for the layers the Q/DQ model leaves in float
+    elif precision == "fp16":
+        if strong:
+            out = Path(work_dir or tempfile.mkdtemp(prefix="seg_trt_")) / \
+                f"{info.path.stem}.fp16.onnx"
+            out.write_bytes(fp16_model(info.path).SerializeToString())
+            onnx_path = out
+        else:
+            flags.append("FP16")
+    if dla_core >= 0:
+        flags.append("GPU_FALLBACK")  # layers DLA cannot run (uint8 I/O, ArgMax) go to the GPU
+    import onnx
+
+    g = onnx.load(str(onnx_path), load_external_data=False).graph
+    return BuildPlan(Path(onnx_path), strong, tuple(flags), g.input[0].name, (1, h, w, 3),
+                     int(dla_core))
+
+
+# -- TensorRT from here on ------------------------------------------------------------------------
+def make_progress_monitor(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / IProgressMonitor
+    """A tqdm bar per builder phase (TensorRT >= 10), nested under its parent phase."""
+    import threading
+
+    from tqdm import tqdm
+
+    class TqdmProgress(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self._bars: dict[str, Any] = {}
+            self._depth: dict[str, int] = {}
+            self._lock = threading.Lock()  # TensorRT may call from several threads
+
+        def phase_start(self, phase_name: str, parent_phase: str | None,
+                        num_steps: int) -> None:
+            with self._lock:
+                depth = self._depth.get(parent_phase, -1) + 1 if parent_phase else 0
+                self._depth[phase_name] = depth
+                self._bars[phase_name] = tqdm(total=num_steps, desc=phase_name, position=depth,
+                                              leave=depth == 0, unit="step")
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            with self._lock:
+                bar = self._bars.get(phase_name)
+                if bar is not None:
+                    bar.update(step + 1 - bar.n)
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name: str) -> None:
+            with self._lock:
+                bar = self._bars.pop(phase_name, None)
+                self._depth.pop(phase_name, None)
+                if bar is not None:
+                    bar.close()
+
+    return TqdmProgress()
+
+
+def trt_logger(trt: Any, log: Log) -> Any:  # noqa: ANN401 - tensorrt module / ILogger
+    """Routes TensorRT warnings and errors to ``log`` (the node's logger or print).
+
+    The logger keeps the last error lines in ``errors``, so a failed build can carry TensorRT's
+    own words to whoever decides what to do next (fall back, or stop with them).
+    """
+
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:  # noqa: ANN401 - trt.ILogger.Severity
+            if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                self.errors = [*self.errors[-19:], msg]
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                log(f"TensorRT {str(severity).rsplit('.', 1)[-1].lower()}: {msg}")
+
+    return Logger()
+
+
+def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspace_mb: int = 1024,
+                     progress: bool = True, log: Log = print) -> bytes:
+    """Parses ``plan.network_onnx`` and builds a serialised engine; persists the timing cache."""
+    import tensorrt as trt
+
+    from seg_perception.core.fileio import atomic_write_bytes
+    from seg_perception.inference.tensorrt.cache import EngineBuildError
+
+    logger = trt_logger(trt, log)
+    builder = trt.Builder(logger)
+    flags = 0
+    major = parse_version(trt.__version__)[0]
+    if major < 10:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if plan.strongly_typed:  # required on 10.12-10.x, accepted and ignored on 11
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(plan.network_onnx)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EngineBuildError(f"TensorRT cannot parse {plan.network_onnx.name}",
+                               errors or logger.errors)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    for name in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    if plan.dla_core >= 0:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = plan.dla_core
+    profile = builder.create_optimization_profile()
+    shape = plan.input_shape
+    profile.set_shape(plan.input_name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
+    cache = config.create_timing_cache(cache_bytes)  # None for bytes TensorRT cannot read
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        log(f"timing cache {timing_cache} does not match this GPU/TensorRT; starting a new one")
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    monitor = None
+    if progress and hasattr(trt, "IProgressMonitor"):
+        monitor = make_progress_monitor(trt)
+        config.progress_monitor = monitor  # must outlive the build: kept in this frame
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise EngineBuildError(f"TensorRT failed to build an engine from {plan.network_onnx.name}",
+                               logger.errors)
+    if timing_cache is not None:
+        atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
+    del monitor
+    return bytes(engine)

@@ -1,0 +1,1 @@
+"""The network, its checkpoints and the I/O contract every deployed model honours."""

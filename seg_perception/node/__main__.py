@@ -1,0 +1,5 @@
+import sys
+
+from seg_perception.node import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training the network from scratch (single process or torchrun)."""
