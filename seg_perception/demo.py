@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from seg_perception.evaluation.evaluate import EvalConfig, evaluate, summary_line
+from seg_perception.inference.backend import BACKENDS, PRECISIONS
 from seg_perception.inference.modelinfo import default_model_path, package_share
 
 SAMPLE_NAME = "camvid_sample"
@@ -21,8 +22,6 @@ def sample_bag_path() -> Path:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    from seg_perception.inference.backend import BACKENDS, PRECISIONS
-
     parser.add_argument("--out", type=Path, default=Path("demo_output"),
                         help="output folder (default: demo_output)")
     parser.add_argument("--bag", type=Path, default=None,

@@ -21,6 +21,11 @@ from typing import Any
 import numpy as np
 
 from seg_perception.inference.backend import PRECISIONS
+from seg_perception.inference.modelinfo import default_model_path, package_share, read_model_info
+from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+from seg_perception.inference.tensorrt.backend import TensorRTBackend
+from seg_perception.inference.tensorrt.build import trt_logger
+from seg_perception.optimize.quantize import calibration_frames
 
 AGREEMENT = {"fp32": 0.995, "fp16": 0.99, "int8": 0.97}
 """Least share of pixels whose ids equal ONNX Runtime FP32's for a precision to pass."""
@@ -63,7 +68,6 @@ def _import(name: str) -> Any:  # noqa: ANN401 - a module
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     r = Report(out)
-    from seg_perception.inference.modelinfo import default_model_path, package_share
 
     model = Path(args.model) if args.model else default_model_path()
     if not args.frames:
@@ -122,7 +126,6 @@ def _gpu() -> str:
 
 def _dla() -> str:
     trt = _import("tensorrt")
-    from seg_perception.inference.tensorrt.build import trt_logger
 
     n = int(trt.Builder(trt_logger(trt, lambda m: None)).num_DLA_cores)
     return f"{n} DLA core(s)" + ("" if n else " (GPU only)")
@@ -137,25 +140,18 @@ def _writable(d: Path) -> str:
 
 
 def _model(model: Path) -> str:
-    from seg_perception.inference.modelinfo import read_model_info
-
     info = read_model_info(model)
     h, w = info.input_size
     return f"{info.name}: {len(info.classes.names)} classes, input {h}x{w}"
 
 
 def _frames(args: argparse.Namespace, model: Path, frames: list[np.ndarray]) -> str:
-    from seg_perception.inference.modelinfo import read_model_info
-    from seg_perception.optimize.quantize import calibration_frames
-
     size = read_model_info(model).input_size
     frames[:] = calibration_frames(args.frames, size, args.num_frames, progress=False)
     return f"{len(frames)} frames from {args.frames}"
 
 
 def _reference(model: Path, frames: list[np.ndarray]) -> list[np.ndarray]:
-    from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
-
     b = OnnxRuntimeBackend(model, "fp32", threads=2)
     try:
         return [b.infer(f) for f in frames]
@@ -165,8 +161,6 @@ def _reference(model: Path, frames: list[np.ndarray]) -> list[np.ndarray]:
 
 def _engine(model: Path, precision: str, engine_dir: Path, frames: list[np.ndarray],
             ref: list[np.ndarray], runs: int) -> str:
-    from seg_perception.inference.tensorrt.backend import TensorRTBackend
-
     msgs: list[str] = []
     b = TensorRTBackend(model, precision, engine_dir=engine_dir, log=msgs.append,
                         warn=msgs.append, progress=sys.stderr.isatty())

@@ -14,9 +14,10 @@ from rosbags.highlevel import AnyReader
 from evaltools import START_NS, make_bag, make_dataset
 from seg_perception.cli import main as cli
 from seg_perception.core.classes import CAMVID
+from seg_perception.core.codec import decode_message
 from seg_perception.datasets.bag import bag_size, typestore
 from seg_perception.datasets.camvid import read_label
-from seg_perception.evaluation.evaluate import decode_ids, decode_image, header_stamp
+from seg_perception.evaluation.inputs import decode_ids, header_stamp
 
 
 def read_all(bag: Path) -> dict[str, list[tuple[int, object]]]:
@@ -49,7 +50,7 @@ def test_raw_mcap_round_trip(tmp_path):
         expect = START_NS + i * 50_000_000  # 20 Hz
         assert ti == tl == header_stamp(im) == header_stamp(lb) == expect
         assert im.encoding == "rgb8" and lb.encoding == "mono8"
-        np.testing.assert_array_equal(decode_image(im, "sensor_msgs/msg/Image"), rgb_src[i])
+        np.testing.assert_array_equal(decode_message(im), rgb_src[i])
         ids = decode_ids(lb)
         np.testing.assert_array_equal(ids, lab_src[i])
         assert (ids[:2] == 255).all() and ids[2:].max() <= 10  # void 11 -> 255
@@ -63,7 +64,7 @@ def test_compressed_images_go_to_the_image_transport_topic(tmp_path):
     rgb_src, _ = source_frames(tmp_path / "bag_data")
     for i, (_, m) in enumerate(msgs["/camera/image_raw/compressed"]):
         assert "jpeg" in m.format
-        rgb = decode_image(m, "sensor_msgs/msg/CompressedImage")
+        rgb = decode_message(m)
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb_src[i], cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_JPEG_QUALITY, 95])
         expect = cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -11,9 +11,10 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from seg_perception.cli import main as cli
+from seg_perception.core.codec import decode_message
 from seg_perception.datasets.bag import bag_size, typestore
 from seg_perception.demo import sample_bag_path
-from seg_perception.evaluation.evaluate import decode_ids, decode_image, header_stamp
+from seg_perception.evaluation.inputs import decode_ids, header_stamp
 from seg_perception.inference.modelinfo import default_model_path
 
 SAMPLE = sample_bag_path()
@@ -35,7 +36,7 @@ def test_sample_bag_is_small_paired_and_credited():
                      "/camera/labels": "sensor_msgs/msg/Image"}
     imgs, labs = stamps["/camera/image_raw/compressed"], stamps["/camera/labels"]
     assert imgs == labs and 20 <= len(imgs) <= 60
-    rgb = decode_image(*firsts["/camera/image_raw/compressed"])
+    rgb = decode_message(firsts["/camera/image_raw/compressed"][0])
     ids = decode_ids(firsts["/camera/labels"][0])
     assert rgb.shape == (360, 480, 3) and ids.shape == (360, 480)
     assert set(ids.ravel().tolist()) <= set(range(11)) | {255}

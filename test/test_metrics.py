@@ -12,12 +12,8 @@ import pytest
 
 from seg_perception.core.classes import CAMVID, IGNORE_LABEL, ClassSet
 from seg_perception.core.metrics import ConfusionMatrix
-from seg_perception.evaluation.evaluate import (
-    Tally,
-    build_metrics,
-    choose_overlays,
-    percentile_summary,
-)
+from seg_perception.evaluation.config import choose_overlays
+from seg_perception.evaluation.tally import Tally, build_metrics, percentile_summary
 
 I = IGNORE_LABEL  # noqa: E741 - reads like the 'ignore' it is in the arrays below
 

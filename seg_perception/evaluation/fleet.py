@@ -36,17 +36,13 @@ import numpy as np
 from tqdm import tqdm
 
 from seg_perception.core.metrics import ConfusionMatrix
-from seg_perception.evaluation.evaluate import (
-    EvalConfig,
-    Tally,
-    build_metrics,
-    config_from_args,
-    evaluate,
-    open_bag,
-    percentile_summary,
-    resolve_topics,
-    summary_line,
-)
+from seg_perception.evaluation.config import EvalConfig, config_from_args
+from seg_perception.evaluation.inputs import open_bag, resolve_topics
+from seg_perception.evaluation.report import write_failed_report, write_fleet_report
+from seg_perception.evaluation.single import evaluate
+from seg_perception.evaluation.tally import Tally, build_metrics, percentile_summary, summary_line
+from seg_perception.inference.factory import create_backend
+from seg_perception.inference.modelinfo import read_model_info
 
 if TYPE_CHECKING:
     from seg_perception.core.classes import ClassSet
@@ -236,8 +232,6 @@ def evaluate_bag(cfg: EvalConfig, name: str, classes: ClassSet,
 def _write_failed(cfg: EvalConfig, classes: ClassSet, error: str) -> None:
     """metrics.json (the usual keys, nothing measured) and report.md for a bag that failed
     before evaluate could write them: every bag folder reads the same way."""
-    from seg_perception.evaluation.report import write_failed_report
-
     try:
         cfg.out.mkdir(parents=True, exist_ok=True)
         m = build_metrics(Tally(classes), mode="live" if cfg.live else "offline", bag=None,
@@ -257,8 +251,6 @@ class BagWorker:
     from its workers and cannot interrupt a running actor method)."""
 
     def __init__(self, index: int, cfg: EvalConfig) -> None:
-        from seg_perception.inference.modelinfo import read_model_info
-
         self.index = index
         self.cfg = cfg
         self.busy = False
@@ -267,8 +259,6 @@ class BagWorker:
         self.classes = read_model_info(Path(cfg.model)).classes
         self.backend: Backend | None = None
         if not cfg.live:
-            from seg_perception.inference.factory import create_backend
-
             self.backend = create_backend(cfg.model, cfg.backend, cfg.precision, cfg.threads)
 
     def ready(self) -> dict:
@@ -434,9 +424,6 @@ def evaluate_fleet(cfg: EvalConfig, bags: Sequence[Path], opts: FleetOptions) ->
     fail; returns the pooled metrics."""
     import ray
     from ray.exceptions import RayActorError, RayError
-
-    from seg_perception.evaluation.report import write_fleet_report
-    from seg_perception.inference.modelinfo import read_model_info
 
     t_start = time.perf_counter()
     classes = read_model_info(Path(cfg.model)).classes  # a bad model fails here, before Ray

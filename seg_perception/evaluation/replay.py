@@ -21,18 +21,12 @@ from typing import IO
 
 from tqdm import tqdm
 
-from seg_perception.core.codec import FrameError
+from seg_perception.core.codec import FrameError, decode_message
 from seg_perception.datasets.bag import COMPRESSED_SUFFIX, COMPRESSED_TYPE, IMAGE_TYPE, typestore
-from seg_perception.evaluation.evaluate import (
-    MASK_TOPIC,
-    BagTopics,
-    EvalConfig,
-    Tally,
-    bag_messages,
-    decode_ids,
-    decode_image,
-    header_stamp,
-)
+from seg_perception.evaluation.config import MASK_TOPIC, EvalConfig
+from seg_perception.evaluation.inputs import BagTopics, bag_messages, decode_ids, header_stamp
+from seg_perception.evaluation.tally import Tally
+from seg_perception.inference.modelinfo import package_share
 from seg_perception.node.dds import FASTDDS, FASTRTPS, profile_env, profile_variable
 
 READY_MARK = "segmentation node ready"
@@ -41,8 +35,6 @@ PROFILE_VARS = (FASTDDS, FASTRTPS)
 
 
 def shipped_profile() -> Path:
-    from seg_perception.inference.modelinfo import package_share
-
     return package_share() / "config" / "fastdds_shm.xml"
 
 
@@ -274,8 +266,7 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
                     raise RuntimeError("during replay: " + proc.describe_exit())
                 last_t = t
                 stamp = header_stamp(msg)
-                mtype = conn.msgtype
-                tally.add_image(stamp, lambda m=msg, ty=mtype: decode_image(m, ty))
+                tally.add_image(stamp, lambda m=msg: decode_message(m))
                 data = bytes(raw) if raw_ok else bytes(ts.serialize_cdr(
                     msg, COMPRESSED_TYPE if bag.compressed else IMAGE_TYPE))
                 tally.published(stamp, time.perf_counter())

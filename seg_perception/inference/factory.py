@@ -11,6 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seg_perception.inference.backend import BACKENDS, PRECISIONS, Backend
+from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+from seg_perception.inference.tensorrt.backend import TensorRTBackend
+from seg_perception.inference.tensorrt.cache import EngineBuildError
+from seg_perception.inference.torch_backend import TorchBackend
+from seg_perception.inference.variants import qdq_path_for
 
 Log = Callable[[str], None]
 _log = logging.getLogger("seg_perception.inference.factory")
@@ -72,8 +77,6 @@ def _without_tensorrt(precision: str, model: Path, note: str) -> tuple[str, str,
             return "torch", "fp16", note
         return "onnxruntime", "fp32", f"{note}; fp16 needs a GPU, running fp32"
     if precision == "int8":
-        from seg_perception.inference.variants import qdq_path_for
-
         if qdq_path_for(model).is_file():
             return "onnxruntime", "int8", note
         return "onnxruntime", "fp32", f"{note}; no Q/DQ model {qdq_path_for(model).name}, " \
@@ -132,8 +135,6 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
         ok, why = tensorrt_available()
         if not ok:
             raise ValueError(f"backend tensorrt is unavailable here: {why}")
-        from seg_perception.inference.tensorrt.backend import TensorRTBackend
-        from seg_perception.inference.tensorrt.cache import EngineBuildError
 
         try:
             b = TensorRTBackend(path, prec, input_size=input_size,  # type: ignore[arg-type]
@@ -151,14 +152,10 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
             if providers is None and gpu:
                 providers = ("cuda", "cpu")
     if chosen == "onnxruntime":
-        from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
-
         b = OnnxRuntimeBackend(path, precision=prec, threads=threads,
                                providers=providers or ("cpu",),  # type: ignore[arg-type]
                                spin_wait=spin_wait)
     elif chosen == "torch":
-        from seg_perception.inference.torch_backend import TorchBackend
-
         b = TorchBackend(path, precision=prec, threads=threads,
                          device=str(device or "auto"), checkpoint=checkpoint)  # type: ignore[arg-type]
     log(f"inference backend {b.name} ({b.precision}) for {b.info.name}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from seg_perception.inference.modelinfo import read_model_info
+from seg_perception.inference.variants import find_qdq, fp16_model
 from seg_perception.model.contract import CONFIDENCE_NAME, LABELS_NAME
 
 PROVIDER_NAMES = {
@@ -64,14 +65,12 @@ class OnnxRuntimeBackend:
         trt_ep = any("Tensorrt" in str(c) for c in chosen)
         source: str | bytes = str(self.info.path)
         if precision == "int8":  # every provider: the Q/DQ model, never the float one
-            from seg_perception.inference.variants import find_qdq
 
             source = str(find_qdq(self.info.path))
         elif precision == "fp16" and not trt_ep:
             if "CUDAExecutionProvider" not in chosen:
                 raise ValueError("precision fp16 with onnxruntime needs the CUDA or TensorRT "
                                  f"provider; this onnxruntime has {ort.get_available_providers()}")
-            from seg_perception.inference.variants import fp16_model
 
             source = fp16_model(self.info.path).SerializeToString()
         self.precision = precision

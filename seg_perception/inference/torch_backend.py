@@ -39,7 +39,7 @@ def checkpoint_for(model: Path, checkpoint: str | Path | None = None) -> tuple[P
 
 
 def _info_from_checkpoint(path: Path) -> ModelInfo:
-    from seg_perception.model.checkpoint import classes_of, load_checkpoint
+    from seg_perception.model.checkpoint import classes_of, load_checkpoint  # torch
 
     meta = load_checkpoint(path)["meta"]
     h, w = meta["input_size"]
@@ -56,6 +56,7 @@ class TorchBackend:
                  device: str = "auto", checkpoint: str | Path | None = None) -> None:
         import torch
 
+        # torch: imported when this backend is chosen, never by the node's ONNX Runtime path
         from seg_perception.model.checkpoint import load_model
         from seg_perception.model.deploy import ExportWrapper
 

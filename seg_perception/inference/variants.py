@@ -32,6 +32,7 @@ def fp16_path_for(model: str | Path) -> Path:
 def assert_tensorrt_shaped(model: Any, what: str) -> None:  # noqa: ANN401 - onnx.ModelProto
     """Raises ConformanceError before a derived model (int8, fp16) is written or run if any
     targeted TensorRT version would refuse it: the robot is the wrong place to find out."""
+    # onnx: offline tooling without a rosdep key; only derived models need the check
     from seg_perception.inference.tensorrt.conformance import TARGETS, assert_conformant
 
     assert_conformant(model, TARGETS, what)

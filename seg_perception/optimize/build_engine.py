@@ -11,8 +11,19 @@ import argparse
 import json
 from pathlib import Path
 
-from seg_perception.inference.variants import INT8_SUFFIX
-from seg_perception.optimize.quantize import CALIB_METHODS, DEFAULT_CALIB_METHOD
+from seg_perception.core.fileio import file_sha256
+from seg_perception.inference.factory import tensorrt_available
+from seg_perception.inference.modelinfo import read_model_info
+from seg_perception.inference.tensorrt.backend import resolve_engine
+from seg_perception.inference.variants import INT8_SUFFIX, convert_fp16, find_qdq
+from seg_perception.model.contract import read_metadata
+from seg_perception.optimize.quantize import (
+    CALIB_METHODS,
+    DEFAULT_CALIB_METHOD,
+    calibration_frames,
+    evaluate_onnx,
+    quantize_int8,
+)
 
 MAX_INT8_DROP = 0.5  # mIoU points INT8 may lose against FP32 on the evaluation split
 
@@ -47,14 +58,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def prepare_onnx(model: Path, onnx_out: str | None) -> Path:
     """The ONNX for ``model``: itself, or a checkpoint's export (re-exported when stale)."""
-    from seg_perception.core.fileio import file_sha256
-    from seg_perception.model.contract import read_metadata
-
     if not model.exists():
         raise FileNotFoundError(f"model not found: {model}")
     if model.suffix != ".pt":
         return model
-    from seg_perception.optimize.export import export_onnx
+    from seg_perception.optimize.export import export_onnx  # torch: only for a .pt input
 
     out = Path(onnx_out) if onnx_out else model.with_suffix(".onnx")
     if out.is_file() and read_metadata(out).get("checkpoint_sha256") == file_sha256(model):
@@ -66,10 +74,6 @@ def prepare_onnx(model: Path, onnx_out: str | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seg_perception.inference.modelinfo import read_model_info
-    from seg_perception.inference.variants import convert_fp16, find_qdq
-    from seg_perception.optimize.quantize import calibration_frames, quantize_int8
-
     onnx_path = prepare_onnx(Path(args.model), args.onnx)
     info = read_model_info(onnx_path)
     size = tuple(args.input_size) if args.input_size else info.input_size
@@ -92,13 +96,11 @@ def run(args: argparse.Namespace) -> int:
             return code
     if args.onnx_only:
         return 0
-    from seg_perception.inference.factory import tensorrt_available
 
     ok, why = tensorrt_available()
     if not ok:
         raise RuntimeError(f"cannot build a TensorRT engine here: {why} (use --onnx-only to "
                            "prepare the ONNX models, then build on the Jetson/GPU machine)")
-    from seg_perception.inference.tensorrt.backend import resolve_engine
 
     path = resolve_engine(onnx_path, args.precision, size, args.engine_dir,  # type: ignore[arg-type]
                           args.dla_core, args.force, workspace_mb=args.workspace_mb)
@@ -111,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
 def evaluate(fp32: Path, int8: Path, root: str, split: str, threads: int,
              json_out: str | None) -> int:
     """Prints both mIoUs and sizes; exit 1 when INT8 loses more than 0.5 mIoU point."""
-    from seg_perception.optimize.quantize import evaluate_onnx
-
     rows = [evaluate_onnx(fp32, root, split, threads), evaluate_onnx(int8, root, split, threads)]
     print(f"\n{'model':<34}{'mIoU %':>8}{'pixel acc %':>13}{'size MB':>9}")
     for name, r in zip(("fp32 " + fp32.name, "int8 " + int8.name), rows, strict=True):

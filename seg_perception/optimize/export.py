@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from seg_perception.core.fileio import atomic_write, file_sha256
+from seg_perception.datasets.camvid import list_images, read_rgb
+from seg_perception.inference.tensorrt.conformance import assert_conformant
 from seg_perception.model.checkpoint import load_model
 from seg_perception.model.contract import (
     CONFIDENCE_NAME,
@@ -51,7 +53,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, with_logits: bool = Fal
     """Writes the ONNX atomically and returns its path."""
     import onnx
 
-    from seg_perception.inference.tensorrt.conformance import assert_conformant
 
     if opset < 17:
         raise ValueError(f"opset {opset} too old: at least 17")
@@ -115,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
     export_onnx(args.checkpoint, out, args.logits, args.opset)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     if args.check_frames:
-        from seg_perception.datasets.camvid import list_images, read_rgb
-
         frames = [read_rgb(p) for p in list_images(args.check_frames)[:20]]
         agree = parity(args.checkpoint, out, frames)
         print(f"ids agree on {agree * 100:.3f}% of pixels over {len(frames)} frames")

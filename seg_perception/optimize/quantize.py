@@ -15,8 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.core.codec import decode_message
 from seg_perception.core.fileio import atomic_write_bytes, file_sha256
+from seg_perception.core.metrics import ConfusionMatrix
+from seg_perception.core.resize import resize_rgb
+from seg_perception.datasets.camvid import (
+    dataset_classes,
+    find_split,
+    list_images,
+    read_label,
+    read_rgb,
+)
 from seg_perception.inference.modelinfo import read_model_info
+from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+from seg_perception.inference.segmenter import Segmenter
 from seg_perception.inference.variants import assert_tensorrt_shaped, qdq_path_for
 from seg_perception.model.contract import get_metadata, set_metadata
 
@@ -49,8 +61,6 @@ def _spread(n_total: int, limit: int) -> np.ndarray:
 
 
 def folder_frames(folder: str | Path, limit: int) -> Iterator[np.ndarray]:
-    from seg_perception.datasets.camvid import list_images, read_rgb
-
     files = list_images(folder)
     if not files:
         raise ValueError(f"no images (png/jpg/bmp) in calibration folder {folder}")
@@ -61,8 +71,6 @@ def folder_frames(folder: str | Path, limit: int) -> Iterator[np.ndarray]:
 def bag_frames(bag: str | Path, limit: int, topic: str | None = None) -> Iterator[np.ndarray]:
     """RGB frames from a sensor_msgs Image or CompressedImage topic of a rosbag2 (or ROS 1 bag)."""
     from rosbags.highlevel import AnyReader
-
-    from seg_perception.core.codec import decode_message
 
     with AnyReader([Path(bag)]) as reader:
         images = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
@@ -89,8 +97,6 @@ def calibration_frames(source: str | Path, size: tuple[int, int], limit: int = 1
                        topic: str | None = None, progress: bool = True) -> list[np.ndarray]:
     """Frames from an image folder or a bag, resized to the model input size as the node does."""
     from tqdm import tqdm
-
-    from seg_perception.core.resize import resize_rgb
 
     src = Path(source)
     if not src.exists():
@@ -468,11 +474,6 @@ def evaluate_onnx(model: str | Path, root: str | Path, split: str = "val", threa
     """mIoU of an ONNX model on a CamVid-layout split, run on ONNX Runtime's CPU provider through
     the node's own resize path (Segmenter)."""
     from tqdm import tqdm
-
-    from seg_perception.core.metrics import ConfusionMatrix
-    from seg_perception.datasets.camvid import dataset_classes, find_split, read_label, read_rgb
-    from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
-    from seg_perception.inference.segmenter import Segmenter
 
     backend = OnnxRuntimeBackend(model, threads=threads)
     try:

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.core.fileio import file_sha256
 from seg_perception.inference.modelinfo import ModelInfo, read_model_info
+from seg_perception.inference.tensorrt.build import build_serialized, plan_build, trt_logger
 from seg_perception.inference.tensorrt.cache import (
     EngineKey,
     Resolved,
@@ -126,8 +128,6 @@ def _np_dtype(trt: Any, dt: Any) -> np.dtype:  # noqa: ANN401 - tensorrt module 
 def engine_key(info: ModelInfo, network_onnx: Path, precision: str,
                input_shape: tuple[int, int, int, int], dla_core: int, trt_version: str,
                gpu: tuple[str, str], build_plan: str = "") -> EngineKey:
-    from seg_perception.core.fileio import file_sha256
-
     return EngineKey(model_sha256=info.sha256, network_sha256=file_sha256(network_onnx),
                      trt_version=trt_version, gpu_name=gpu[0], compute_capability=gpu[1],
                      precision=precision, input_shape=input_shape, dla_core=int(dla_core),
@@ -142,8 +142,6 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
     import tempfile
 
     import tensorrt as trt
-
-    from seg_perception.inference.tensorrt.build import build_serialized, plan_build, trt_logger
 
     info = read_model_info(model)
     size = tuple(input_size) if input_size else info.input_size

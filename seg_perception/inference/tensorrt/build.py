@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seg_perception.core.fileio import atomic_write_bytes
 from seg_perception.inference.modelinfo import ModelInfo
+from seg_perception.inference.tensorrt.cache import EngineBuildError
+from seg_perception.inference.variants import find_qdq, fp16_model
 
 STRONG_TYPING_FROM = (10, 12)
 Log = Callable[[str], None]
@@ -72,8 +75,6 @@ def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt
     int8 needs the calibrated Q/DQ model beside the float one (ValueError saying how to make it);
     fp16 on a strongly typed TensorRT writes an fp16-converted ONNX into ``work_dir``.
     """
-    from seg_perception.inference.variants import find_qdq, fp16_model
-
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
     h, w = (int(v) for v in input_size)
@@ -169,9 +170,6 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
                      progress: bool = True, log: Log = print) -> bytes:
     """Parses ``plan.network_onnx`` and builds a serialised engine; persists the timing cache."""
     import tensorrt as trt
-
-    from seg_perception.core.fileio import atomic_write_bytes
-    from seg_perception.inference.tensorrt.cache import EngineBuildError
 
     logger = trt_logger(trt, log)
     builder = trt.Builder(logger)
