@@ -58,7 +58,7 @@ class TorchBackend:
 
         # torch: imported when this backend is chosen, never by the node's ONNX Runtime path
         from seg_perception.model.checkpoint import load_model
-        from seg_perception.model.deploy import ExportWrapper
+        from seg_perception.model.deploy import ExportWrapper  # torch, as above
 
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
