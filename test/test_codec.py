@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.core.codec import FrameError, decode_compressed, decode_raw
+from seg_perception.core.codec import decode_compressed, decode_raw
+from seg_perception.core.errors import FrameError
 
 
 @pytest.fixture()

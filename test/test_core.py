@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from seg_perception.core.classes import CAMVID, ClassSet
+from seg_perception.core.errors import ConfigError
 from seg_perception.core.masks import apply_lut, colourize, group_lut, overlay, packed_palette
 from seg_perception.core.resize import resize_ids, resize_rgb
 from seg_perception.inference.factory import create_backend
 from seg_perception.inference.segmenter import Segmenter
-from seg_perception.node.config import ConfigError, validate
+from seg_perception.node.config import validate
 from seg_perception.node.slot import LatestSlot
 from seg_perception.node.stats import NodeStats
 

@@ -277,7 +277,7 @@ def test_placement_checker_reports_each_broken_rule(qdq_model):
 
 def test_derived_models_are_checked_before_writing(model_copy, monkeypatch):
     """int8 and fp16 go through the TensorRT conformance check; a refusal writes nothing."""
-    from seg_perception import trt_conformance
+    from seg_perception.inference.tensorrt import conformance as trt_conformance
 
     seen = []
 

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from seg_perception import trt_conformance as tc
+from seg_perception.inference.tensorrt import conformance as tc
 from seg_perception.inference.tensorrt.conformance import (
     TARGETS,
     ConformanceError,
@@ -155,7 +155,7 @@ def test_old_style_export_is_rejected_with_both_rules(old_onnx):
 
 
 def test_export_onnx_refuses_a_non_conformant_graph(tiny_checkpoint, tmp_path, monkeypatch):
-    from seg_perception import export
+    from seg_perception.optimize import export
 
     def old_with_confidence(self, image):  # today's two outputs, the old boundaries
         labels = _old_forward(self, image)[0]

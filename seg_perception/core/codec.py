@@ -12,14 +12,12 @@ import warnings
 import cv2
 import numpy as np
 
+from seg_perception.core.errors import FrameError
+
 DEFAULT_MAX_PIXELS = 4096 * 4096
 """Largest frame decoded (a 4096x4096 camera); bigger declared sizes are refused unread, so one
 hostile message cannot take the node's memory (a 629-byte JPEG can declare 16000x16000)."""
 SIGNATURES = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png"}
-
-
-class FrameError(ValueError):
-    """A frame that cannot be used; the node counts it and keeps serving."""
 
 
 # encoding -> (bytes per pixel, converter to RGB or None for a direct view)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seg_perception.core.codec import FrameError
+from seg_perception.core.errors import FrameError
 from seg_perception.datasets.bag import (
     COMPRESSED_SUFFIX,
     COMPRESSED_TYPE,

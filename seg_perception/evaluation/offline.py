@@ -7,7 +7,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from seg_perception.core.codec import FrameError, decode_message
+from seg_perception.core.codec import decode_message
+from seg_perception.core.errors import FrameError
 from seg_perception.evaluation.config import EvalConfig
 from seg_perception.evaluation.inputs import BagTopics, bag_messages, decode_ids, header_stamp
 from seg_perception.evaluation.tally import Tally

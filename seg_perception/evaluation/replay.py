@@ -21,7 +21,8 @@ from typing import IO
 
 from tqdm import tqdm
 
-from seg_perception.core.codec import FrameError, decode_message
+from seg_perception.core.codec import decode_message
+from seg_perception.core.errors import FrameError
 from seg_perception.datasets.bag import COMPRESSED_SUFFIX, COMPRESSED_TYPE, IMAGE_TYPE, typestore
 from seg_perception.evaluation.config import MASK_TOPIC, EvalConfig
 from seg_perception.evaluation.inputs import BagTopics, bag_messages, decode_ids, header_stamp

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from seg_perception.core.classes import IGNORE_LABEL, ClassSet
-from seg_perception.core.codec import FrameError
+from seg_perception.core.errors import FrameError
 from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.evaluation.inputs import BagTopics
 

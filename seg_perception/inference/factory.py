@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from seg_perception.core.errors import OptionError
 from seg_perception.inference.backend import BACKENDS, PRECISIONS, Backend
 from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.inference.tensorrt.backend import TensorRTBackend
@@ -92,14 +93,15 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     ``input_size`` (H, W), ``engine_dir``, ``force_rebuild``, ``dla_core`` (tensorrt),
     ``providers`` (onnxruntime: e.g. ["cuda", "cpu"]), ``spin_wait`` (onnxruntime threads
     busy-wait for work), ``device``, ``checkpoint`` (torch).
-    Raises ValueError naming the bad argument, FileNotFoundError for a missing model.
+    Raises OptionError naming the bad option, FileNotFoundError for a missing model, ModelError
+    for a file that is not a seg_perception model.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise OptionError("backend", f"backend must be one of {BACKENDS}, got {backend!r}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise OptionError("precision", f"precision must be one of {PRECISIONS}, got {precision!r}")
     if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        raise OptionError("threads", f"threads must be an integer >= 1, got {threads!r}")
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
@@ -119,7 +121,8 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     if options:
         raise ValueError(f"unknown backend options {sorted(options)}")
     if dla_core >= 0 and backend not in ("auto", "tensorrt"):
-        raise ValueError(f"dla_core {dla_core} needs backend tensorrt, got {backend!r}")
+        raise OptionError("dla_core",
+                          f"dla_core {dla_core} needs backend tensorrt, got {backend!r}")
 
     chosen, prec = backend, precision
     if backend == "auto":
@@ -134,7 +137,7 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     if chosen == "tensorrt":
         ok, why = tensorrt_available()
         if not ok:
-            raise ValueError(f"backend tensorrt is unavailable here: {why}")
+            raise OptionError("backend", f"backend tensorrt is unavailable here: {why}")
 
         try:
             b = TensorRTBackend(path, prec, input_size=input_size,  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_perception.core.classes import ClassSet
+from seg_perception.core.errors import ModelError
 from seg_perception.core.fileio import file_sha256
 from seg_perception.model.contract import INPUT_NAME, LABELS_NAME
 
@@ -63,7 +64,7 @@ def _io_contract_violation(sess: Any) -> str:  # noqa: ANN401 - onnxruntime.Infe
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
-    """Reads a seg_perception ONNX; raises FileNotFoundError or ValueError naming the file.
+    """Reads a seg_perception ONNX; raises FileNotFoundError or ModelError naming the file.
 
     Through onnxruntime (the node needs it anyway; the ``onnx`` package is offline tooling and
     has no rosdep key): a session without graph optimisation reads the metadata in ~0.2 s.
@@ -72,7 +73,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
 
     p = Path(path)
     if p.is_dir():
-        raise ValueError(f"{p} is a directory, not an ONNX model file")
+        raise ModelError(p, f"{p} is a directory, not an ONNX model file")
     if not p.is_file():
         raise FileNotFoundError(f"model not found: {p}")
     opts = ort.SessionOptions()
@@ -83,15 +84,15 @@ def read_model_info(path: str | Path) -> ModelInfo:
         sess = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises InvalidProtobuf, Fail, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{p} is not a readable ONNX model: {first}") from exc
+        raise ModelError(p, f"{p} is not a readable ONNX model: {first}") from exc
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     output_names = tuple(o.name for o in sess.get_outputs())
     contract = _io_contract_violation(sess)
     del sess
     if contract:
-        raise ValueError(f"{p} does not follow the seg_perception model contract: {contract}")
+        raise ModelError(p, f"{p} does not follow the seg_perception model contract: {contract}")
     if "classes" not in meta or "input_size" not in meta:
-        raise ValueError(f"{p} has no seg_perception metadata (classes, input_size): "
+        raise ModelError(p, f"{p} has no seg_perception metadata (classes, input_size): "
                          "export it with `seg-perception export`")
     try:
         h, w = (int(v) for v in meta["input_size"].split("x"))
@@ -99,9 +100,9 @@ def read_model_info(path: str | Path) -> ModelInfo:
         mean = tuple(json.loads(meta.get("mean", "[0, 0, 0]")))
         std = tuple(json.loads(meta.get("std", "[1, 1, 1]")))
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{p}: malformed seg_perception metadata: {exc}") from exc
+        raise ModelError(p, f"{p}: malformed seg_perception metadata: {exc}") from exc
     if min(h, w) < 16:
-        raise ValueError(f"{p}: metadata input_size {meta['input_size']!r} must be HxW >= 16")
+        raise ModelError(p, f"{p}: metadata input_size {meta['input_size']!r} must be HxW >= 16")
     return ModelInfo(path=p, classes=classes, input_size=(h, w), mean=mean,  # type: ignore[arg-type]
                      std=std, sha256=file_sha256(p), arch=meta.get("arch", "unknown"),
                      outputs=output_names)

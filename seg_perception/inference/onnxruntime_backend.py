@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seg_perception.core.errors import OptionError
 from seg_perception.inference.modelinfo import read_model_info
 from seg_perception.inference.variants import find_qdq, fp16_model
 from seg_perception.model.contract import CONFIDENCE_NAME, LABELS_NAME
@@ -34,7 +35,7 @@ def resolve_providers(requested: Sequence[str], precision: str,
     for r in requested:
         full = PROVIDER_NAMES.get(r.lower(), r)
         if full not in PROVIDER_NAMES.values():
-            raise ValueError(f"providers: unknown execution provider {r!r}; "
+            raise OptionError("providers", f"providers: unknown execution provider {r!r}; "
                              f"known: {sorted(PROVIDER_NAMES)}")
         if full not in available or full == "CPUExecutionProvider":
             continue
@@ -57,7 +58,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         if int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise OptionError("threads", f"threads must be >= 1, got {threads}")
         self.info = read_model_info(model)
         if isinstance(providers, str):
             providers = [p for p in providers.split(",") if p]
@@ -65,13 +66,12 @@ class OnnxRuntimeBackend:
         trt_ep = any("Tensorrt" in str(c) for c in chosen)
         source: str | bytes = str(self.info.path)
         if precision == "int8":  # every provider: the Q/DQ model, never the float one
-
             source = str(find_qdq(self.info.path))
         elif precision == "fp16" and not trt_ep:
             if "CUDAExecutionProvider" not in chosen:
-                raise ValueError("precision fp16 with onnxruntime needs the CUDA or TensorRT "
-                                 f"provider; this onnxruntime has {ort.get_available_providers()}")
-
+                raise OptionError("precision", "precision fp16 with onnxruntime needs the CUDA "
+                                  "or TensorRT provider; this onnxruntime has "
+                                  f"{ort.get_available_providers()}")
             source = fp16_model(self.info.path).SerializeToString()
         self.precision = precision
         opts = ort.SessionOptions()

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from seg_perception.core.errors import OptionError
 from seg_perception.core.resize import resize_ids, resize_rgb
 from seg_perception.inference.backend import Backend
 
@@ -17,7 +18,8 @@ class Segmenter:
         self.backend = backend
         self.input_size = tuple(input_size) if input_size else backend.info.input_size
         if len(self.input_size) != 2 or min(self.input_size) < 16:
-            raise ValueError(f"input_size must be [height, width] >= 16, got {self.input_size}")
+            raise OptionError("input_size", f"input_size must be [height, width] >= 16, got "
+                              f"{self.input_size}")
         self.last_backend_s = 0.0
 
     @property

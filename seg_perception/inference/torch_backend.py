@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seg_perception.core.errors import OptionError
 from seg_perception.core.fileio import file_sha256
 from seg_perception.inference.modelinfo import ModelInfo, read_model_info
 from seg_perception.model.contract import CONFIDENCE_NAME, LABELS_NAME, read_metadata
@@ -61,18 +62,18 @@ class TorchBackend:
         from seg_perception.model.deploy import ExportWrapper  # torch, as above
 
         if device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+            raise OptionError("device", f"device must be one of {DEVICES}, got {device!r}")
         if int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise OptionError("threads", f"threads must be >= 1, got {threads}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device cuda requested but torch sees no CUDA GPU")
+            raise OptionError("device", "device cuda requested but torch sees no CUDA GPU")
         if precision == "int8":
-            raise ValueError("precision int8 is not supported by the torch backend "
+            raise OptionError("precision", "precision int8 is not supported by the torch backend "
                              "(use tensorrt, or onnxruntime with the Q/DQ model)")
         if precision == "fp16" and device != "cuda":
-            raise ValueError("precision fp16 with the torch backend needs a CUDA GPU")
+            raise OptionError("precision", "precision fp16 with the torch backend needs a CUDA GPU")
         ck, self.info = checkpoint_for(Path(model), checkpoint)
         self.checkpoint = ck
         self.precision = precision

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from seg_perception.core.errors import OptionError
 from seg_perception.core.fileio import atomic_write_bytes
 from seg_perception.inference.modelinfo import ModelInfo, read_model_info
 from seg_perception.model.contract import get_metadata, read_metadata, set_metadata
@@ -56,9 +57,10 @@ def find_qdq(model: str | Path) -> Path:
         return info.path  # already a Q/DQ model
     q = qdq_path_for(info.path)
     if not q.is_file():
-        raise ValueError(
-            f"precision int8 needs the calibrated Q/DQ model {q}; make it with `seg-perception "
-            f"build-engine {info.path} --precision int8 --calib <image folder or bag> --onnx-only`")
+        raise OptionError(
+            "precision", f"precision int8 needs the calibrated Q/DQ model {q}; make it with "
+            f"`seg-perception build-engine {info.path} --precision int8 --calib <image folder or "
+            "bag> --onnx-only`")
     check_derived(q, info, "int8")
     return q
 

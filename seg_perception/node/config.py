@@ -1,28 +1,20 @@
 """Node configuration: one validated record, built from parameters before anything starts.
 
 Validation lives here (no ROS) so a bad value fails at start with the parameter's name, and the
-rules are unit-tested.
+rules are unit-tested. Types, choices and limits come from the parameter table (``params``);
+what is left here are the rules that tie values together or to the model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from seg_perception.core.classes import ClassSet
+from seg_perception.core.errors import ConfigError
 from seg_perception.core.geometry import GridSpec
-from seg_perception.inference.backend import BACKENDS, PRECISIONS
-
-TRANSPORTS = ("raw", "compressed")
-RELIABILITIES = ("best_effort", "reliable")
-OUTPUTS = ("mask", "color", "overlay", "drivable", "obstacles", "confidence")
-RESOLUTIONS = ("input", "model")
-
-
-class ConfigError(ValueError):
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(f"parameter '{param}': {message}")
-        self.param = param
+from seg_perception.node.params import BY_NAME, OUTPUTS, PARAMETERS, Value
 
 
 @dataclass(frozen=True)
@@ -46,23 +38,17 @@ class NodeConfig:
     diagnostics_period: float
     max_frame_age: float
     warn_latency_ms: float
-    max_input_pixels: int = 4096 * 4096
-    spin_wait: bool = False
-    camera_info_topic: str = ""  # resolved: the camera_info sibling of image_topic
-    output_resolution: str = "input"
-    publish_mask_compressed: bool = False
-    publish_grid: bool = False
-    grid_frame: str = "base_link"
-    camera_pose: tuple[float, ...] = (0.0, 0.0, 1.5, 0.0, 0.0, 0.0)
-    grid_resolution: float = 0.1
-    grid_x_range: tuple[float, float] = (0.0, 30.0)
-    grid_y_range: tuple[float, float] = (-10.0, 10.0)
-
-
-def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ConfigError(name, f"must be one of {', '.join(options)}; got {value!r}")
-    return value
+    max_input_pixels: int
+    spin_wait: bool
+    camera_info_topic: str  # resolved: the camera_info sibling of image_topic
+    output_resolution: str
+    publish_mask_compressed: bool
+    publish_grid: bool
+    grid_frame: str
+    camera_pose: tuple[float, ...]
+    grid_resolution: float
+    grid_x_range: tuple[float, float]
+    grid_y_range: tuple[float, float]
 
 
 def class_ids(name: str, names: list[str], classes: ClassSet) -> tuple[int, ...]:
@@ -74,80 +60,77 @@ def class_ids(name: str, names: list[str], classes: ClassSet) -> tuple[int, ...]
     return tuple(classes.names.index(n) for n in wanted)
 
 
-def validate(p: dict, classes: ClassSet) -> NodeConfig:
-    """``p`` maps parameter names to values; ``classes`` comes from the model's metadata."""
-    size = [int(v) for v in p["input_size"]]
+def checked(p: dict[str, object], classes: ClassSet) -> dict[str, Value]:
+    """Every parameter of the table, given or default, as its type and within its limits."""
+    unknown = sorted(set(p) - set(BY_NAME))
+    assert not unknown, f"not in the parameter table: {unknown}"
+    v: dict[str, Value] = {}
+    for prm in PARAMETERS:
+        raw = p.get(prm.name, prm.default)
+        if raw is None:  # the class groups default to the model's own
+            raw = list(classes.drivable if prm.name == "drivable_classes" else classes.obstacles)
+        v[prm.name] = prm.check(raw)
+    return v
+
+
+def validate(p: dict[str, object], classes: ClassSet) -> NodeConfig:
+    """``p`` maps parameter names to values (missing ones take the table's default);
+    ``classes`` comes from the model's metadata."""
+    v = checked(p, classes)
+    size = _ints(v, "input_size")
     if size in ([], [0, 0]):
         input_size = None
-    elif len(size) != 2 or min(size) < 16 or max(size) > 4096:
+    elif len(size) != 2 or min(size) < 16:
         raise ConfigError("input_size", f"must be [height, width] within 16..4096 or [0, 0] "
                           f"for the model's own size; got {size}")
     else:
         input_size = (size[0], size[1])
-    if int(p["threads"]) < 1:
-        raise ConfigError("threads", f"must be at least 1; got {p['threads']}")
-    if int(p["qos_depth"]) < 1:
-        raise ConfigError("qos_depth", f"must be at least 1; got {p['qos_depth']}")
-    alpha = float(p["overlay_alpha"])
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigError("overlay_alpha", f"must be within 0..1; got {alpha}")
-    if float(p["diagnostics_period"]) <= 0:
-        raise ConfigError("diagnostics_period", "must be positive")
-    if float(p["max_frame_age"]) <= 0:
-        raise ConfigError("max_frame_age", "must be positive (seconds)")
-    topic = str(p["image_topic"])
+    topic = str(v["image_topic"])
     if not topic or " " in topic:
         raise ConfigError("image_topic", f"not a valid topic name: {topic!r}")
-    outputs = frozenset(o for o in OUTPUTS if p.get(f"publish_{o}", o != "confidence"
-                                                    and o != "overlay"))
-    info_topic = str(p.get("camera_info_topic", "")) or camera_info_sibling(topic)
+    outputs = frozenset(o for o in OUTPUTS if v[f"publish_{o}"])
+    info_topic = str(v["camera_info_topic"]) or camera_info_sibling(topic)
     if " " in info_topic:
         raise ConfigError("camera_info_topic", f"not a valid topic name: {info_topic!r}")
-    pose = tuple(float(v) for v in p.get("camera_pose", (0.0, 0.0, 1.5, 0.0, 0.0, 0.0)))
+    pose = tuple(_floats(v, "camera_pose"))
     if len(pose) != 6:
         raise ConfigError("camera_pose", f"must be [x, y, z, roll, pitch, yaw] (m, rad) of the "
                           f"camera in grid_frame; got {list(pose)}")
-    grid_frame = str(p.get("grid_frame", "base_link"))
+    grid_frame = str(v["grid_frame"])
     if not grid_frame:
         raise ConfigError("grid_frame", "must name a frame, e.g. base_link")
+    x_range = _range("grid_x_range", _floats(v, "grid_x_range"))
+    y_range = _range("grid_y_range", _floats(v, "grid_y_range"))
     try:
-        grid = GridSpec(float(p.get("grid_resolution", 0.1)),
-                        _range("grid_x_range", p.get("grid_x_range", (0.0, 30.0))),
-                        _range("grid_y_range", p.get("grid_y_range", (-10.0, 10.0))))
-    except ConfigError:
-        raise
+        grid = GridSpec(_float(v, "grid_resolution"), x_range, y_range)
     except ValueError as exc:  # the ranges are checked above: resolution or grid size
         raise ConfigError("grid_resolution", str(exc)) from exc
-    max_pixels = int(p.get("max_input_pixels", 4096 * 4096))
-    if max_pixels < 16 * 16:
-        raise ConfigError("max_input_pixels", f"must be at least 256 (16x16); got {max_pixels}")
     return NodeConfig(
-        model=Path(p["model"]),
-        backend=_choice("backend", p["backend"], BACKENDS),
-        precision=_choice("precision", p["precision"], PRECISIONS),
+        model=Path(str(v["model"])),
+        backend=str(v["backend"]),
+        precision=str(v["precision"]),
         input_size=input_size,
-        threads=int(p["threads"]),
-        engine_dir=str(p["engine_dir"]),
-        force_rebuild=bool(p["force_rebuild"]),
-        dla_core=int(p["dla_core"]),
+        threads=_int(v, "threads"),
+        engine_dir=str(v["engine_dir"]),
+        force_rebuild=bool(v["force_rebuild"]),
+        dla_core=_int(v, "dla_core"),
         image_topic=topic,
-        input_transport=_choice("input_transport", p["input_transport"], TRANSPORTS),
-        qos_reliability=_choice("qos_reliability", p["qos_reliability"], RELIABILITIES),
-        qos_depth=int(p["qos_depth"]),
+        input_transport=str(v["input_transport"]),
+        qos_reliability=str(v["qos_reliability"]),
+        qos_depth=_int(v, "qos_depth"),
         outputs=outputs,
-        drivable_ids=class_ids("drivable_classes", list(p["drivable_classes"]), classes),
-        obstacle_ids=class_ids("obstacle_classes", list(p["obstacle_classes"]), classes),
-        overlay_alpha=alpha,
-        diagnostics_period=float(p["diagnostics_period"]),
-        max_frame_age=float(p["max_frame_age"]),
-        warn_latency_ms=float(p["warn_latency_ms"]),
-        max_input_pixels=max_pixels,
-        spin_wait=bool(p.get("spin_wait", False)),
+        drivable_ids=class_ids("drivable_classes", _strs(v, "drivable_classes"), classes),
+        obstacle_ids=class_ids("obstacle_classes", _strs(v, "obstacle_classes"), classes),
+        overlay_alpha=_float(v, "overlay_alpha"),
+        diagnostics_period=_float(v, "diagnostics_period"),
+        max_frame_age=_float(v, "max_frame_age"),
+        warn_latency_ms=_float(v, "warn_latency_ms"),
+        max_input_pixels=_int(v, "max_input_pixels"),
+        spin_wait=bool(v["spin_wait"]),
         camera_info_topic=info_topic,
-        output_resolution=_choice("output_resolution", p.get("output_resolution", "input"),
-                                  RESOLUTIONS),
-        publish_mask_compressed=bool(p.get("publish_mask_compressed", False)),
-        publish_grid=bool(p.get("publish_grid", False)),
+        output_resolution=str(v["output_resolution"]),
+        publish_mask_compressed=bool(v["publish_mask_compressed"]),
+        publish_grid=bool(v["publish_grid"]),
         grid_frame=grid_frame,
         camera_pose=pose,
         grid_resolution=grid.resolution,
@@ -162,8 +145,38 @@ def camera_info_sibling(image_topic: str) -> str:
         else "camera_info"
 
 
-def _range(name: str, value: object) -> tuple[float, float]:
-    v = [float(x) for x in value]  # type: ignore[attr-defined]
+def _range(name: str, v: list[float]) -> tuple[float, float]:
     if len(v) != 2 or not v[1] > v[0]:
         raise ConfigError(name, f"must be [min, max] in metres with max > min; got {v}")
     return v[0], v[1]
+
+
+# Typed reads of checked values: ``Param.check`` made them so; these only tell the type checker.
+def _int(v: dict[str, Value], name: str) -> int:
+    x = v[name]
+    assert isinstance(x, int)
+    return x
+
+
+def _float(v: dict[str, Value], name: str) -> float:
+    x = v[name]
+    assert isinstance(x, float)
+    return x
+
+
+def _ints(v: dict[str, Value], name: str) -> list[int]:
+    x = v[name]
+    assert isinstance(x, list) and all(isinstance(i, int) for i in x)
+    return cast("list[int]", x)
+
+
+def _floats(v: dict[str, Value], name: str) -> list[float]:
+    x = v[name]
+    assert isinstance(x, list) and all(isinstance(i, float) for i in x)
+    return cast("list[float]", x)
+
+
+def _strs(v: dict[str, Value], name: str) -> list[str]:
+    x = v[name]
+    assert isinstance(x, list) and all(isinstance(i, str) for i in x)
+    return cast("list[str]", x)

@@ -41,23 +41,16 @@ from rclpy.qos import (
 )
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from seg_perception.core.codec import DEFAULT_MAX_PIXELS, decode_message
+from seg_perception.core.codec import decode_message
+from seg_perception.core.errors import ConfigError, ModelError, OptionError
 from seg_perception.core.geometry import GridSpec, GroundGrid, Intrinsics
-from seg_perception.inference.backend import BACKENDS, PRECISIONS
 from seg_perception.inference.factory import create_backend
 from seg_perception.inference.modelinfo import default_model_path, read_model_info
 from seg_perception.inference.segmenter import Segmenter
 from seg_perception.model.contract import CONFIDENCE_NAME
-from seg_perception.node.config import (
-    OUTPUTS,
-    RELIABILITIES,
-    RESOLUTIONS,
-    TRANSPORTS,
-    ConfigError,
-    NodeConfig,
-    validate,
-)
+from seg_perception.node.config import NodeConfig, validate
 from seg_perception.node.outputs import COLOUR, OutputRenderer
+from seg_perception.node.params import BY_NAME, FROM_MODEL, PARAMETERS, Param
 from seg_perception.node.slot import LatestSlot
 from seg_perception.node.stats import NodeStats, StampGaps
 
@@ -72,12 +65,6 @@ NODE_NAME = "segmentation_node"
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 _T = ParameterType
-_TYPE_NAMES = {
-    _T.PARAMETER_BOOL: "true or false", _T.PARAMETER_INTEGER: "an integer",
-    _T.PARAMETER_DOUBLE: "a number", _T.PARAMETER_STRING: "a string",
-    _T.PARAMETER_INTEGER_ARRAY: "a list of integers",
-    _T.PARAMETER_DOUBLE_ARRAY: "a list of numbers", _T.PARAMETER_STRING_ARRAY: "a list of strings",
-}
 
 
 @dataclass
@@ -86,8 +73,25 @@ class Frame:
     received: float  # time.monotonic() at the callback
 
 
-def _desc(text: str, ptype: int, read_only: bool = True, **ranges: object) -> ParameterDescriptor:
-    return ParameterDescriptor(description=text, type=ptype, read_only=read_only, **ranges)
+_ROS_TYPES = {
+    "bool": _T.PARAMETER_BOOL, "int": _T.PARAMETER_INTEGER, "float": _T.PARAMETER_DOUBLE,
+    "str": _T.PARAMETER_STRING, "int[]": _T.PARAMETER_INTEGER_ARRAY,
+    "float[]": _T.PARAMETER_DOUBLE_ARRAY, "str[]": _T.PARAMETER_STRING_ARRAY,
+}
+
+
+def descriptor(prm: Param) -> ParameterDescriptor:
+    """The ROS descriptor of a table entry: its type, meaning, limits; read-only unless the
+    node re-reads it while running."""
+    d = ParameterDescriptor(name=prm.name, type=_ROS_TYPES[prm.kind],
+                            description=prm.doc.replace("`", ""), read_only=not prm.dynamic)
+    if prm.choices:
+        d.additional_constraints = f"one of {', '.join(prm.choices)}"
+    if prm.min is not None and prm.max is not None and prm.kind == "int":
+        d.integer_range = [IntegerRange(from_value=int(prm.min), to_value=int(prm.max), step=1)]
+    elif prm.min is not None and prm.max is not None and prm.kind == "float":
+        d.floating_point_range = [FloatingPointRange(from_value=prm.min, to_value=prm.max)]
+    return d
 
 
 class SegmentationNode(Node):
@@ -156,19 +160,18 @@ class SegmentationNode(Node):
             f"{self.cfg.qos_reliability}) outputs={sorted(self.cfg.outputs)}")
 
     # -- configuration ---------------------------------------------------------------------
-    def _declare(self, name: str, default: object, desc: ParameterDescriptor) -> None:
-        """declare_parameter, with a value of the wrong type or out of range as a ConfigError
-        naming the parameter (rclpy raises its own exceptions, which would be a traceback)."""
+    def _declare(self, prm: Param, default: object) -> None:
+        """declare_parameter from the table's entry, with a value of the wrong type or out of
+        range as a ConfigError naming the parameter (rclpy raises its own exceptions, which
+        would be a traceback)."""
         try:
-            self.declare_parameter(name, default, desc)
+            self.declare_parameter(prm.name, default, descriptor(prm))
         except (InvalidParameterTypeException, InvalidParameterValueException,
                 ParameterException, TypeError, ValueError) as exc:
-            given = self._parameter_overrides.get(name)  # what the params file or -p gave
-            value = given.value if given is not None else default
-            want = _TYPE_NAMES.get(desc.type, "another type")
-            ranges = desc.integer_range or desc.floating_point_range
-            limit = f" within {ranges[0].from_value}..{ranges[0].to_value}" if ranges else ""
-            raise ConfigError(name, f"must be {want}{limit}; got {value!r}") from exc
+            given = self._parameter_overrides.get(prm.name)  # what the params file or -p gave
+            prm.check(given.value if given is not None else default)  # says what is allowed
+            why = " ".join(str(exc).split())[:200]
+            raise ConfigError(prm.name, f"rejected by ROS: {why}") from exc
 
     def _value(self, name: str) -> object:
         try:
@@ -186,86 +189,20 @@ class SegmentationNode(Node):
             self.get_logger().warning(f"unknown parameters ignored: {', '.join(unknown)}")
 
     def _configure(self) -> tuple[NodeConfig, Segmenter]:
-        d = self._declare
-        d("model", "", _desc("ONNX model (engines are built from it); empty: the bundled model",
-                             _T.PARAMETER_STRING))
-        d("backend", "auto", _desc(f"inference backend: {', '.join(BACKENDS)}",
-                                   _T.PARAMETER_STRING))
-        d("precision", "fp32", _desc(f"{', '.join(PRECISIONS)}: int8 runs the calibrated Q/DQ "
-                                     "model (tensorrt, onnxruntime); fp16 needs a GPU",
-                                     _T.PARAMETER_STRING))
-        d("input_size", [0, 0], _desc("[height, width] the model runs at; [0, 0]: the model's "
-                                      "training size", _T.PARAMETER_INTEGER_ARRAY))
-        d("threads", 2, _desc("CPU threads for onnxruntime/torch", _T.PARAMETER_INTEGER,
-                              integer_range=[IntegerRange(from_value=1, to_value=256, step=1)]))
-        d("spin_wait", False, _desc("onnxruntime threads busy-wait for work: no lower latency at "
-                                    "camera rate, a core's worth of CPU", _T.PARAMETER_BOOL))
-        d("engine_dir", "", _desc("TensorRT engine cache directory; empty: next to the model",
-                                  _T.PARAMETER_STRING))
-        d("force_rebuild", False, _desc("rebuild the TensorRT engine even if a cached one matches",
-                                        _T.PARAMETER_BOOL))
-        d("dla_core", -1, _desc("DLA core for TensorRT (-1: GPU only)", _T.PARAMETER_INTEGER))
-        d("image_topic", "/camera/image_raw", _desc("input image topic (relative names follow "
-                                                    "the namespace)", _T.PARAMETER_STRING))
-        d("input_transport", "raw", _desc(f"{', '.join(TRANSPORTS)}: compressed subscribes to "
-                                          "<image_topic>/compressed", _T.PARAMETER_STRING))
-        d("qos_reliability", "best_effort", _desc(f"input QoS: {', '.join(RELIABILITIES)}",
-                                                  _T.PARAMETER_STRING))
-        d("qos_depth", 1, _desc("input QoS history depth", _T.PARAMETER_INTEGER))
-        for o in OUTPUTS:
-            d(f"publish_{o}", o not in ("overlay", "confidence"),
-              _desc(f"publish segmentation/{o}", _T.PARAMETER_BOOL))
-        d("overlay_alpha", 0.5, _desc("colour weight in the overlay", _T.PARAMETER_DOUBLE,
-                                      read_only=False, floating_point_range=[
-                                          FloatingPointRange(from_value=0.0, to_value=1.0)]))
-        d("diagnostics_period", 1.0, _desc("seconds between /diagnostics messages",
-                                           _T.PARAMETER_DOUBLE))
-        d("max_frame_age", 0.5, _desc("seconds a frame may wait for the worker before it is "
-                                      "dropped as stale", _T.PARAMETER_DOUBLE))
-        d("warn_latency_ms", 100.0, _desc("p95 receipt-to-publish latency above this is a WARN",
-                                          _T.PARAMETER_DOUBLE))
-        d("camera_info_topic", "", _desc("camera_info matched to the frames; empty: the "
-                                         "camera_info sibling of image_topic",
-                                         _T.PARAMETER_STRING))
-        d("output_resolution", "input", _desc(f"{', '.join(RESOLUTIONS)}: outputs at the "
-                                              "camera's or the model's resolution",
-                                              _T.PARAMETER_STRING))
-        d("publish_mask_compressed", False, _desc("publish segmentation/mask/compressed "
-                                                  "(lossless PNG)", _T.PARAMETER_BOOL))
-        d("publish_grid", False, _desc("publish segmentation/grid (nav_msgs/OccupancyGrid on a "
-                                       "flat ground); needs camera_info", _T.PARAMETER_BOOL))
-        d("grid_frame", "base_link", _desc("frame of the grid and of camera_pose (REP-103)",
-                                           _T.PARAMETER_STRING))
-        d("camera_pose", [0.0, 0.0, 1.5, 0.0, 0.0, 0.0],
-          _desc("[x, y, z, roll, pitch, yaw] of the camera body in grid_frame (m, rad; "
-                "positive pitch looks down)", _T.PARAMETER_DOUBLE_ARRAY))
-        d("grid_resolution", 0.1, _desc("grid cell size (m)", _T.PARAMETER_DOUBLE))
-        d("grid_x_range", [0.0, 30.0], _desc("[min, max] x of the grid (m)",
-                                             _T.PARAMETER_DOUBLE_ARRAY))
-        d("grid_y_range", [-10.0, 10.0], _desc("[min, max] y of the grid (m)",
-                                               _T.PARAMETER_DOUBLE_ARRAY))
-        d("max_input_pixels", DEFAULT_MAX_PIXELS,
-          _desc("largest frame (width x height) decoded; larger declared sizes are refused "
-                "unread", _T.PARAMETER_INTEGER))
+        for prm in PARAMETERS:
+            if prm.default is not FROM_MODEL:
+                self._declare(prm, prm.default)
         model = self.get_parameter("model").value or str(default_model_path())
         try:
             info = read_model_info(model)
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ModelError) as exc:
             raise ConfigError("model", str(exc)) from exc
         groups = info.classes
-        d("drivable_classes", list(groups.drivable) or [""],
-          _desc("class names published as drivable (255)", _T.PARAMETER_STRING_ARRAY))
-        d("obstacle_classes", list(groups.obstacles) or [""],
-          _desc("class names published as obstacles (255)", _T.PARAMETER_STRING_ARRAY))
-        names = ["backend", "precision", "input_size", "threads", "engine_dir", "force_rebuild",
-                 "dla_core", "image_topic", "input_transport", "qos_reliability", "qos_depth",
-                 "overlay_alpha", "diagnostics_period", "max_frame_age", "warn_latency_ms",
-                 "max_input_pixels", "spin_wait", "camera_info_topic", "output_resolution",
-                 "publish_mask_compressed", "publish_grid", "grid_frame", "camera_pose",
-                 "grid_resolution", "grid_x_range", "grid_y_range",
-                 "drivable_classes", "obstacle_classes", *(f"publish_{o}" for o in OUTPUTS)]
+        # The class groups default to the model's own (an empty list would have no ROS type).
+        self._declare(BY_NAME["drivable_classes"], list(groups.drivable) or [""])
+        self._declare(BY_NAME["obstacle_classes"], list(groups.obstacles) or [""])
         self._warn_unknown_parameters()
-        values = {n: self._value(n) for n in names}
+        values = {p.name: self._value(p.name) for p in PARAMETERS}
         cfg = validate({**values, "model": model}, groups)
         if "confidence" in cfg.outputs and CONFIDENCE_NAME not in info.outputs:
             raise ConfigError("publish_confidence", f"{info.name} has no {CONFIDENCE_NAME!r} "
@@ -277,14 +214,12 @@ class SegmentationNode(Node):
                 engine_dir=cfg.engine_dir or None, force_rebuild=cfg.force_rebuild,
                 dla_core=cfg.dla_core, spin_wait=cfg.spin_wait, log=self.get_logger().info,
                 warn=self.get_logger().warning)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ModelError) as exc:
             raise ConfigError("model", str(exc)) from exc
-        except (ValueError, RuntimeError) as exc:
-            # Name the parameter the backend complained about (precision, input_size, ...).
-            text = str(exc)
-            param = next((n for n in ("precision", "input_size", "engine_dir", "dla_core",
-                                      "threads") if n in text), "backend")
-            raise ConfigError(param, text) from exc
+        except OptionError as exc:
+            raise ConfigError(exc.option, str(exc)) from exc
+        except (ValueError, RuntimeError) as exc:  # the backend could not start with this model
+            raise ConfigError("backend", str(exc)) from exc
         return cfg, Segmenter(backend, size)
 
     # -- callbacks (executor thread): keep the newest frame only -----------------------------

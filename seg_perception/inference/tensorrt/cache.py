@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from seg_perception.core.errors import SegPerceptionError
 from seg_perception.core.fileio import atomic_write_bytes
 
 SIDECAR_FORMAT = 2  # 2: the key carries the build plan
@@ -29,7 +30,7 @@ T = TypeVar("T")
 Log = Callable[[str], None]
 
 
-class EngineBuildError(RuntimeError):
+class EngineBuildError(SegPerceptionError, RuntimeError):
     """TensorRT could not parse or build the network; ``errors`` are TensorRT's own lines."""
 
     def __init__(self, message: str, errors: list[str] | None = None) -> None:

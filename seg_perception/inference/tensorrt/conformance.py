@@ -32,6 +32,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from seg_perception.core.errors import SegPerceptionError
+
 RULES_DIR = Path(__file__).with_name("trt_rules")
 
 #: Versions with a rule table, oldest first: JetPack 6.0 (8.6), JetPack 6.1/6.2 (10.3), the
@@ -72,7 +74,7 @@ class Violation:
         return f"TensorRT {self.target}: {where} '{self.node}' ({self.op}): {self.rule}"
 
 
-class ConformanceError(ValueError):
+class ConformanceError(SegPerceptionError, ValueError):
     """A graph TensorRT would refuse; ``violations`` holds every broken rule."""
 
     def __init__(self, violations: Sequence[Violation], what: str = "model") -> None:
