@@ -1,0 +1,81 @@
+"""The parameter table is the one source: the YAML and the README agree with it, validation
+checks every entry's type and limits, and every NodeConfig field comes from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seg_perception.core.classes import CAMVID
+from seg_perception.core.errors import ConfigError
+from seg_perception.node.config import NodeConfig, checked, validate
+from seg_perception.node.params import BY_NAME, FROM_MODEL, PARAMETERS, markdown_table
+
+ROOT = Path(__file__).resolve().parent.parent
+WRONG_TYPE = {"bool": "yes", "int": 2.5, "float": "fast", "str": 3, "int[]": "360x480",
+              "float[]": [1.0, "a"], "str[]": "Road"}
+
+
+def shipped_yaml() -> dict:
+    doc = yaml.safe_load((ROOT / "config" / "segmentation.yaml").read_text())
+    return doc["/**"]["ros__parameters"]
+
+
+def test_yaml_lists_every_parameter_with_its_default():
+    params = shipped_yaml()
+    assert set(params) == set(BY_NAME)
+    for name, value in params.items():
+        prm = BY_NAME[name]
+        if prm.default is FROM_MODEL:
+            group = CAMVID.drivable if name == "drivable_classes" else CAMVID.obstacles
+            assert value == list(group), name
+        else:
+            assert prm.check(value) == prm.default, name
+
+
+def test_readme_holds_the_generated_table():
+    assert markdown_table() in (ROOT / "README.md").read_text(), (
+        "README's parameter table differs from the table: paste "
+        "`python -m seg_perception.node.params`")
+
+
+def test_defaults_validate_and_every_field_is_filled():
+    cfg = validate({}, CAMVID)
+    assert {f.name for f in dataclasses.fields(NodeConfig)} == {
+        f for f in vars(cfg)}
+    assert cfg.drivable_ids == tuple(CAMVID.ids_of(CAMVID.drivable))
+    assert cfg.outputs == {"mask", "color", "drivable", "obstacles"}
+
+
+@pytest.mark.parametrize("prm", PARAMETERS, ids=lambda p: p.name)
+def test_wrong_type_names_the_parameter_and_the_type(prm):
+    with pytest.raises(ConfigError, match=f"parameter '{prm.name}': must be ") as err:
+        validate({prm.name: WRONG_TYPE[prm.kind]}, CAMVID)
+    assert err.value.param == prm.name
+
+
+@pytest.mark.parametrize("prm", [p for p in PARAMETERS if p.min is not None or p.choices],
+                         ids=lambda p: p.name)
+def test_limits_and_choices_are_enforced(prm):
+    if prm.choices:
+        bad: object = "no-such-choice"
+    else:
+        below = prm.min - 1 if prm.kind.startswith("int") else prm.min / 2 - 1
+        bad = [type(prm.default[0])(below)] * len(prm.default) \
+            if isinstance(prm.default, list) else (int(below) if prm.kind == "int" else below)
+    with pytest.raises(ConfigError, match=f"parameter '{prm.name}'"):
+        validate({prm.name: bad}, CAMVID)
+
+
+def test_bools_are_not_numbers():
+    """YAML's `threads: true` is a bool, not 1."""
+    with pytest.raises(ConfigError, match="'threads': must be an integer"):
+        checked({"threads": True}, CAMVID)
+
+
+def test_only_overlay_alpha_changes_at_run_time():
+    """The node re-reads only these while running; the rest are read-only."""
+    assert [p.name for p in PARAMETERS if p.dynamic] == ["overlay_alpha"]
