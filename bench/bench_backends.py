@@ -114,8 +114,7 @@ def main() -> int:
                 continue
             label = f"{name} {precision}" + (f" {opts['device']}" if "device" in opts else "")
             try:
-                b = create_backend(work_model, name, precision, args.threads, log=lambda m: None,
-                                   warn=lambda m: None, **opts)
+                b = create_backend(work_model, name, precision, args.threads, **opts)
             except (ValueError, FileNotFoundError, RuntimeError) as exc:
                 print(f"{label:<24}skipped: {exc}")
                 continue

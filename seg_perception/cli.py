@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+
+from seg_perception.core.logs import ROOT
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("seg_perception.training.train", "train the FCN on a CamVid-layout dataset"),
@@ -40,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"seg-perception: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    # The package logs through stdlib logging (core.logs): a command prints its info lines.
+    logger = logging.getLogger(ROOT)
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler(sys.stderr))
+        logger.setLevel(logging.INFO)
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"seg-perception {name}",
                                      description=COMMANDS[name][1])

@@ -8,6 +8,7 @@ a check that raises is a FAIL with the exception's message.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from seg_perception.core.logs import collected
 from seg_perception.inference.backend import PRECISIONS
 from seg_perception.inference.modelinfo import default_model_path, package_share, read_model_info
 from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         ref = _reference(model, frames) if ok is not None else []
         for precision in args.precision:
             r.check(f"engine {precision}",
-                    lambda p=precision: _engine(model, p, engine_dir, frames, ref, args.runs),
+                    functools.partial(_engine, model, precision, engine_dir, frames, ref,
+                                      args.runs),
                     _engine_fix(precision))
     out(f"{len(r.failed)} check(s) failed: {', '.join(r.failed)}" if r.failed
         else "all checks passed")
@@ -127,7 +130,7 @@ def _gpu() -> str:
 def _dla() -> str:
     trt = _import("tensorrt")
 
-    n = int(trt.Builder(trt_logger(trt, lambda m: None)).num_DLA_cores)
+    n = int(trt.Builder(trt_logger(trt)).num_DLA_cores)
     return f"{n} DLA core(s)" + ("" if n else " (GPU only)")
 
 
@@ -161,9 +164,9 @@ def _reference(model: Path, frames: list[np.ndarray]) -> list[np.ndarray]:
 
 def _engine(model: Path, precision: str, engine_dir: Path, frames: list[np.ndarray],
             ref: list[np.ndarray], runs: int) -> str:
-    msgs: list[str] = []
-    b = TensorRTBackend(model, precision, engine_dir=engine_dir, log=msgs.append,
-                        warn=msgs.append, progress=sys.stderr.isatty())
+    with collected() as msgs:
+        b = TensorRTBackend(model, precision, engine_dir=engine_dir,
+                            progress=sys.stderr.isatty())
     try:
         how = "built" if any(m.startswith("wrote TensorRT engine") for m in msgs) else "cached"
         detail = f"{how} {b.engine_path.name}"

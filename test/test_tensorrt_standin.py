@@ -29,6 +29,7 @@ from standin._plan import payload, peek
 from standin.install import build
 from standin_fixtures import trt_standin_fixture  # noqa: F401 - provides `trt_standin`
 
+from seg_perception.core.logs import collected
 from seg_perception.inference.factory import create_backend, tensorrt_available
 from seg_perception.inference.tensorrt.cache import check_engine, sidecar_path, write_engine
 
@@ -43,9 +44,22 @@ def frames(n: int = 3, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8) for _ in range(n)]
 
 
+_OPEN_LOGS: list = []
+
+
 def logs() -> tuple[list[str], dict]:
-    out: list[str] = []
-    return out, {"log": out.append, "warn": lambda m: out.append("WARN " + m)}
+    """This thread's package log lines from here to the end of the test (warnings: WARN)."""
+    ctx = collected(this_thread=True)
+    out = ctx.__enter__()
+    _OPEN_LOGS.append(ctx)
+    return out, {}
+
+
+@pytest.fixture(autouse=True)
+def _close_logs():
+    yield
+    while _OPEN_LOGS:
+        _OPEN_LOGS.pop().__exit__(None, None, None)
 
 
 def open_trt(model: Path, precision: str = "fp16", **kw) -> tuple[object, list[str]]:
@@ -330,7 +344,7 @@ def test_resolve_engine_writes_engine_sidecar_and_timing_cache(trt_standin, mode
     from seg_perception.inference.tensorrt.backend import resolve_engine
 
     out, _ = logs()
-    path = resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng", log=out.append,
+    path = resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng",
                           progress=True)
     assert path.is_file() and sidecar_path(path).is_file()
     header = peek(path.read_bytes())
@@ -343,7 +357,7 @@ def test_resolve_engine_writes_engine_sidecar_and_timing_cache(trt_standin, mode
     assert caches[0].read_bytes().startswith(b"SPTRTTC1")
     assert_released(trt_standin)
     # A second build for another precision reuses the timing cache of this GPU and version.
-    path2 = resolve_engine(model_dir / "seg.onnx", "fp32", SIZE, model_dir / "eng", log=out.append)
+    path2 = resolve_engine(model_dir / "seg.onnx", "fp32", SIZE, model_dir / "eng")
     assert path2 != path and peek(path2.read_bytes())["timing_cache_hits"] > 0
     assert list((model_dir / "eng").glob("timing.*.cache")) == caches
     assert trt_standin.controls.build_calls == 2
@@ -360,7 +374,7 @@ def test_progress_bars_follow_the_builder_phases(trt_standin, model_dir, capsys)
     ctx = cuda.Device(0).retain_primary_context()
     ctx.push()
     try:
-        assert build_serialized(plan, None, progress=True, log=print)
+        assert build_serialized(plan, None, progress=True)
     finally:
         cuda.Context.pop()
         ctx.detach()
@@ -492,14 +506,16 @@ CHILD = textwrap.dedent("""
     sys.path[:0] = [{root!r}, {test!r}]
     import pytest
     from standin import install
+    import logging
     from seg_perception.inference.tensorrt.backend import resolve_engine
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     mp = pytest.MonkeyPatch()
     inst = install(mp, {version!r})
     inst.controls.build_delay_s = 1.0
     Path(sys.argv[1] + ".ready").touch()
     while not Path(sys.argv[1] + ".go").exists():
         time.sleep(0.02)
-    resolve_engine({model!r}, "fp16", (96, 128), {engines!r}, log=print, progress=False)
+    resolve_engine({model!r}, "fp16", (96, 128), {engines!r}, progress=False)
     print("BUILDS", inst.controls.build_calls, "SUMMARY", inst.gpu.summary())
 """)
 
@@ -574,13 +590,13 @@ def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, m
                     (1, *SIZE, 3), -1)
     want = "!config.getFlag(BuilderFlag::kFP16)" if strong else \
         "Calibration failure occurred with no scaling factors detected"
-    out: list[str] = []
+    out, _ = logs()
     cuda.init()
     ctx = cuda.Device(0).retain_primary_context()
     ctx.push()
     try:
         with pytest.raises(EngineBuildError, match="TensorRT failed to build an engine") as e:
-            build_serialized(bad, None, progress=False, log=out.append)
+            build_serialized(bad, None, progress=False)
     finally:
         cuda.Context.pop()
         ctx.detach()
@@ -730,7 +746,7 @@ def test_unusable_timing_cache_is_replaced(trt_standin, model_dir, cache):
     from seg_perception.inference.tensorrt.backend import resolve_engine
 
     out, _ = logs()
-    first = resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng", log=out.append)
+    first = resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng")
     (tc,) = (model_dir / "eng").glob("timing.*.cache")
     if cache == "other_gpu":
         from standin._plan import write_cache
@@ -741,7 +757,7 @@ def test_unusable_timing_cache_is_replaced(trt_standin, model_dir, cache):
         tc.write_bytes(b"\x00garbage")
     first.unlink()
     out.clear()
-    resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng", log=out.append)
+    resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng")
     assert any("does not match this GPU/TensorRT; starting a new one" in m for m in out), out
     assert tc.read_bytes().startswith(b"SPTRTTC1")
     assert_released(trt_standin)

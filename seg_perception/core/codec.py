@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from seg_perception.core.errors import FrameError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # bytes, bytearray, memoryview, array.array
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 """Largest frame decoded (a 4096x4096 camera); bigger declared sizes are refused unread, so one
@@ -92,7 +96,7 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: object,
     return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # mono8 / 8UC1
 
 
-def compressed_header(data: object) -> tuple[str, int, int]:
+def compressed_header(data: Buffer) -> tuple[str, int, int]:
     """(kind, width, height) as the payload's own header declares them, nothing decoded.
 
     Only JPEG and PNG pass, recognised by their signatures (not by the message's ``format``
@@ -100,14 +104,14 @@ def compressed_header(data: object) -> tuple[str, int, int]:
     """
     from PIL import Image, UnidentifiedImageError
 
-    head = bytes(memoryview(data)[:8])  # type: ignore[arg-type]
+    head = bytes(memoryview(data)[:8])
     kind = next((k for sig, k in SIGNATURES.items() if head.startswith(sig)), None)
     if kind is None:
         raise FrameError(f"not a JPEG or PNG payload (starts with {head[:4].hex()})")
     try:
         with warnings.catch_warnings():  # a bomb is refused by size below, not warned about
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(bytes(data)),  # type: ignore[arg-type]
+            with Image.open(io.BytesIO(bytes(data)),
                             formats=[kind.upper()]) as im:
                 width, height = im.size
     except Image.DecompressionBombError as exc:  # Pillow's own ceiling, far above ours

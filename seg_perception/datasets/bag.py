@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Final
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ LABEL_TOPIC = "/camera/labels"
 COMPRESSED_SUFFIX = "/compressed"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
-BAG_VERSION = 8
+BAG_VERSION: Final = 8
 """Metadata v8 stores QoS as a YAML string, the form Humble, Jazzy and Kilted all parse
 (v9 changed it to a list that Humble and Jazzy reject)."""
 STORAGES = ("mcap", "sqlite3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -15,6 +16,10 @@ from seg_perception.evaluation.tally import Tally
 from seg_perception.inference.backend import Backend
 from seg_perception.inference.factory import create_backend
 from seg_perception.inference.segmenter import Segmenter
+
+
+def _same(rgb: np.ndarray | None) -> np.ndarray | None:
+    return rgb
 
 
 def run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
@@ -47,7 +52,7 @@ def run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
                     rgb: np.ndarray | None = decode_message(msg)
                 except FrameError:
                     rgb = None
-                tally.add_image(stamp, lambda rgb=rgb: rgb)
+                tally.add_image(stamp, functools.partial(_same, rgb))
                 if rgb is None:
                     tally.bad_frames += 1
                     continue

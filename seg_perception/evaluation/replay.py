@@ -10,6 +10,7 @@ ones.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import signal
 import subprocess
@@ -267,7 +268,7 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
                     raise RuntimeError("during replay: " + proc.describe_exit())
                 last_t = t
                 stamp = header_stamp(msg)
-                tally.add_image(stamp, lambda m=msg: decode_message(m))
+                tally.add_image(stamp, functools.partial(decode_message, msg))
                 data = bytes(raw) if raw_ok else bytes(ts.serialize_cdr(
                     msg, COMPRESSED_TYPE if bag.compressed else IMAGE_TYPE))
                 tally.published(stamp, time.perf_counter())

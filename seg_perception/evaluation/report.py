@@ -45,7 +45,7 @@ def plot_iou(path: Path, per_class: dict[str, float | None], miou: float | None,
     """Horizontal bars in each class's palette colour, with the mIoU as a dashed line."""
     plt = _plt()
     names = list(per_class)
-    vals = [np.nan if per_class[n] is None else per_class[n] for n in names]
+    vals = np.array([np.nan if per_class[n] is None else per_class[n] for n in names], float)
     colours = [np.asarray(classes.palette[classes.names.index(n)]) / 255.0
                if n in classes.names else (0.5, 0.5, 0.5) for n in names]
     fig, ax = plt.subplots(figsize=(7, 0.38 * len(names) + 1.2), dpi=110)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from seg_perception.core.errors import OptionError
@@ -18,8 +17,7 @@ from seg_perception.inference.tensorrt.cache import EngineBuildError
 from seg_perception.inference.torch_backend import TorchBackend
 from seg_perception.inference.variants import qdq_path_for
 
-Log = Callable[[str], None]
-_log = logging.getLogger("seg_perception.inference.factory")
+_log = logging.getLogger(__name__)
 
 
 
@@ -89,10 +87,10 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
                    threads: int = 2, **options: object) -> Backend:
     """Opens ``model`` (a seg_perception ONNX; a .pt checkpoint for torch) on the named backend.
 
-    Options: ``log``/``warn`` (callables taking a str; default: the logging module),
-    ``input_size`` (H, W), ``engine_dir``, ``force_rebuild``, ``dla_core`` (tensorrt),
+    Options: ``input_size`` (H, W), ``engine_dir``, ``force_rebuild``, ``dla_core`` (tensorrt),
     ``providers`` (onnxruntime: e.g. ["cuda", "cpu"]), ``spin_wait`` (onnxruntime threads
     busy-wait for work), ``device``, ``checkpoint`` (torch).
+    What it chose and why goes to the ``seg_perception`` logger (``core.logs``).
     Raises OptionError naming the bad option, FileNotFoundError for a missing model, ModelError
     for a file that is not a seg_perception model.
     """
@@ -105,11 +103,6 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
-    given_log = options.pop("log", None)
-    log: Log = given_log or _log.info  # type: ignore[assignment]
-    # With only ``log`` given (the node's info logger), warnings go there too, marked.
-    warn: Log = options.pop("warn", None) or (  # type: ignore[assignment]
-        (lambda m: log(f"WARNING: {m}")) if given_log else _log.warning)
     input_size = options.pop("input_size", None)
     engine_dir = options.pop("engine_dir", None)
     force_rebuild = bool(options.pop("force_rebuild", False))
@@ -128,9 +121,9 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     if backend == "auto":
         chosen, prec, note = choose_backend(precision, path)
         if prec != precision:
-            warn(f"backend auto: {note}")
+            _log.warning(f"backend auto: {note}")
         elif note:
-            log(f"backend auto: {note}")
+            _log.info(f"backend auto: {note}")
         if providers is None and chosen == "onnxruntime" and ort_gpu_available():
             providers = ("cuda", "cpu")
     b: Backend
@@ -142,7 +135,7 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
         try:
             b = TensorRTBackend(path, prec, input_size=input_size,  # type: ignore[arg-type]
                                 engine_dir=engine_dir, dla_core=dla_core,  # type: ignore[arg-type]
-                                force_rebuild=force_rebuild, log=log, warn=warn)
+                                force_rebuild=force_rebuild)
         except EngineBuildError as exc:
             if backend != "auto":
                 raise
@@ -150,7 +143,7 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
             # installed, else the CPU, with TensorRT's own error lines in the warning.
             chosen, prec, note = _without_tensorrt(precision, path, "TensorRT engine build failed")
             gpu = ort_gpu_available()
-            warn(f"backend auto: {exc}\nfalling back to onnxruntime ({prec}, "
+            _log.warning(f"backend auto: {exc}\nfalling back to onnxruntime ({prec}, "
                  f"{'CUDA' if gpu else 'CPU'}): {note}")
             if providers is None and gpu:
                 providers = ("cuda", "cpu")
@@ -161,7 +154,7 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     elif chosen == "torch":
         b = TorchBackend(path, precision=prec, threads=threads,
                          device=str(device or "auto"), checkpoint=checkpoint)  # type: ignore[arg-type]
-    log(f"inference backend {b.name} ({b.precision}) for {b.info.name}"
+    _log.info(f"inference backend {b.name} ({b.precision}) for {b.info.name}"
         + (f" [requested {backend}/{precision}]" if (backend, precision) != (b.name, b.precision)
            else ""))
     return b

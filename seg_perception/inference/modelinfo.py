@@ -103,6 +103,6 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise ModelError(p, f"{p}: malformed seg_perception metadata: {exc}") from exc
     if min(h, w) < 16:
         raise ModelError(p, f"{p}: metadata input_size {meta['input_size']!r} must be HxW >= 16")
-    return ModelInfo(path=p, classes=classes, input_size=(h, w), mean=mean,  # type: ignore[arg-type]
+    return ModelInfo(path=p, classes=classes, input_size=(h, w), mean=mean,
                      std=std, sha256=file_sha256(p), arch=meta.get("arch", "unknown"),
                      outputs=output_names)

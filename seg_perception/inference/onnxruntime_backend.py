@@ -100,4 +100,4 @@ class OnnxRuntimeBackend:
         return ids[0], conf[0]
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None

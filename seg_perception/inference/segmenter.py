@@ -37,7 +37,7 @@ class Segmenter:
         x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         if confidence:
-            ids, conf = self.backend.infer_with_confidence(x)  # type: ignore[attr-defined]
+            ids, conf = self.backend.infer_with_confidence(x)
         else:
             ids, conf = self.backend.infer(x), None
         self.last_backend_s = time.perf_counter() - t0

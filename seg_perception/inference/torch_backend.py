@@ -45,8 +45,8 @@ def _info_from_checkpoint(path: Path) -> ModelInfo:
     meta = load_checkpoint(path)["meta"]
     h, w = meta["input_size"]
     return ModelInfo(path=path, classes=classes_of(meta),
-                     input_size=(int(h), int(w)), mean=tuple(meta["mean"]),  # type: ignore[arg-type]
-                     std=tuple(meta["std"]), sha256=file_sha256(path),  # type: ignore[arg-type]
+                     input_size=(int(h), int(w)), mean=tuple(meta["mean"]),
+                     std=tuple(meta["std"]), sha256=file_sha256(path),
                      arch=meta["arch"], outputs=(LABELS_NAME, CONFIDENCE_NAME))
 
 
@@ -83,7 +83,8 @@ class TorchBackend:
         net, _ = load_model(ck)
         # channels_last: the NHWC frame is already laid out so, and on the CPU it is ~6x faster
         # than NCHW for this depthwise-heavy net (no layout conversion around every conv).
-        self.wrapper = ExportWrapper(net, with_logits=False).eval().to(
+        # Module.to takes memory_format at run time (documented); torch's stubs lack it.
+        self.wrapper = ExportWrapper(net, with_logits=False).eval().to(  # type: ignore[call-overload]
             self.device, memory_format=torch.channels_last)
         if device == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels
@@ -105,6 +106,6 @@ class TorchBackend:
             return labels[0].cpu().numpy(), conf[0].cpu().numpy()
 
     def close(self) -> None:
-        self.wrapper = None  # type: ignore[assignment]
+        self.wrapper = None
         if self.device.type == "cuda":
             self._torch.cuda.empty_cache()

@@ -149,6 +149,9 @@ def count_macs(model: nn.Module, height: int, width: int) -> int:
 class Normalized(nn.Module):
     """Normalisation baked into the network, so every backend feeds raw 0..255 pixels."""
 
+    mean: torch.Tensor  # buffers, registered below
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.net = net

@@ -44,6 +44,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from seg_perception.core.codec import decode_message
 from seg_perception.core.errors import ConfigError, ModelError, OptionError
 from seg_perception.core.geometry import GridSpec, GroundGrid, Intrinsics
+from seg_perception.core.logs import forwarded
 from seg_perception.inference.factory import create_backend
 from seg_perception.inference.modelinfo import default_model_path, read_model_info
 from seg_perception.inference.segmenter import Segmenter
@@ -57,7 +58,7 @@ from seg_perception.node.stats import NodeStats, StampGaps
 try:  # Jazzy and later
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]  # Humble only
 
 NODE_NAME = "segmentation_node"
 # Lossless whatever the settings; for class-id masks run-length deflate with no row filter is
@@ -97,7 +98,14 @@ def descriptor(prm: Param) -> ParameterDescriptor:
 class SegmentationNode(Node):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(NODE_NAME, **kwargs)  # type: ignore[arg-type]
-        self.cfg, self.segmenter = self._configure()
+        # The core logs through stdlib logging; while the node lives, its lines are the node's.
+        self._logs = contextlib.ExitStack()
+        self._logs.enter_context(forwarded(self.get_logger()))
+        try:
+            self.cfg, self.segmenter = self._configure()
+        except BaseException:
+            self._logs.close()
+            raise
         info = self.segmenter.backend.info
         self._renderer = OutputRenderer(info.classes.palette_array(), self.cfg.drivable_ids,
                                         self.cfg.obstacle_ids)
@@ -212,8 +220,7 @@ class SegmentationNode(Node):
             backend = create_backend(
                 cfg.model, cfg.backend, cfg.precision, cfg.threads, input_size=size,
                 engine_dir=cfg.engine_dir or None, force_rebuild=cfg.force_rebuild,
-                dla_core=cfg.dla_core, spin_wait=cfg.spin_wait, log=self.get_logger().info,
-                warn=self.get_logger().warning)
+                dla_core=cfg.dla_core, spin_wait=cfg.spin_wait)
         except (FileNotFoundError, ModelError) as exc:
             raise ConfigError("model", str(exc)) from exc
         except OptionError as exc:
@@ -438,6 +445,7 @@ class SegmentationNode(Node):
         if self._worker.is_alive():
             self._worker.join(timeout=5.0)
         self.segmenter.backend.close()
+        self._logs.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ free for the next frame when ``publish`` returns.
 from __future__ import annotations
 
 import array
+import functools
 from collections.abc import Callable, Iterable, Iterator
 
 import cv2
@@ -26,7 +27,7 @@ class MessageBuffer:
 
     def __init__(self) -> None:
         self.data = array.array("B")
-        self.array = np.zeros((0,), np.uint8)
+        self.array: np.ndarray = np.zeros((0,), np.uint8)
 
     def view(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.array.shape != shape:
@@ -41,6 +42,10 @@ def _enlarge(src: np.ndarray, dst: np.ndarray) -> None:
         np.copyto(dst, src)
     else:
         cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_NEAREST)
+
+
+def _lut(ids: np.ndarray, lut: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    return cv2.LUT(ids, lut, dst=out)
 
 
 def _fill(dst: np.ndarray, small_shape: tuple[int, ...],
@@ -86,8 +91,7 @@ class OutputRenderer:
                         cv2.resize(small_conf, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
                 else:
                     lut = self.luts[name]
-                    _fill(dst, small_ids.shape,
-                          lambda out, lut=lut: cv2.LUT(small_ids, lut, dst=out))
+                    _fill(dst, small_ids.shape, functools.partial(_lut, small_ids, lut))
                 yield name, dst
         if wanted & set(COLOUR):
             colour = (self.buffers["color"] if "color" in wanted else self._scratch).view((h, w, 3))

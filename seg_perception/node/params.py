@@ -11,6 +11,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from seg_perception.core.codec import DEFAULT_MAX_PIXELS
 from seg_perception.core.errors import ConfigError
@@ -62,7 +63,7 @@ def _coerce(kind: str, value: object) -> Value:
     if kind.endswith("[]"):
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
             raise TypeError(kind)
-        return [_coerce(kind[:-2], x) for x in value]  # type: ignore[misc]  # scalars here
+        return cast("Value", [_coerce(kind[:-2], x) for x in value])  # scalars of one kind
     if kind == "bool":
         if not isinstance(value, bool):
             raise TypeError(kind)

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(args.input_size) if args.input_size else info.input_size
     qdq: Path | None = None
     if args.calib:
-        frames = calibration_frames(args.calib, size, args.calib_frames,  # type: ignore[arg-type]
+        frames = calibration_frames(args.calib, size, args.calib_frames,
                                     args.calib_topic)
         qdq = quantize_int8(onnx_path, frames, method=args.calib_method)
         print(f"wrote {qdq} ({qdq.stat().st_size / 1e6:.2f} MB, {len(frames)} frames, "
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"cannot build a TensorRT engine here: {why} (use --onnx-only to "
                            "prepare the ONNX models, then build on the Jetson/GPU machine)")
 
-    path = resolve_engine(onnx_path, args.precision, size, args.engine_dir,  # type: ignore[arg-type]
+    path = resolve_engine(onnx_path, args.precision, size, args.engine_dir,
                           args.dla_core, args.force, workspace_mb=args.workspace_mb)
     side = json.loads(path.with_suffix(".json").read_text())
     print(f"engine {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -259,16 +259,19 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
         "mean": mean, "std": std,
         "input_size": [int(x_train.shape[1]), int(x_train.shape[2])],
     }
-    model = model_from_meta(meta).to(device).to(memory_format=torch.channels_last)
+    model: torch.nn.Module = model_from_meta(meta).to(device)
+    # Module.to takes memory_format at run time (documented); torch's stubs lack it.
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = count_params(model)
-    macs = count_macs(model.net, *meta["input_size"])
+    macs = count_macs(cast(torch.nn.Module, model.net), *meta["input_size"])
     ck = None
     if args.resume and (out / "last.pt").is_file():  # weights before DDP broadcasts rank 0's
         ck = load_checkpoint(out / "last.pt", str(device))
         model.load_state_dict(ck["train_state_dict"] if "train_state_dict" in ck
                               else ck["state_dict"])
     trained = dist.wrap(model)  # what the optimiser steps; ``model`` stays the plain network
-    model = trained.module if trained is not model else model  # SyncBN conversion copies it
+    # SyncBN conversion copies the network: the plain one is DDP's ``module``.
+    model = cast(torch.nn.Module, trained.module) if trained is not model else model
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
            if args.ema > 0 else None)
     shipped = ema.module if ema is not None else model

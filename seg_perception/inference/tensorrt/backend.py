@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ from seg_perception.inference.tensorrt.cache import (
     timing_cache_path,
 )
 from seg_perception.model.contract import CONFIDENCE_NAME, LABELS_NAME
-
-Log = Callable[[str], None]
 
 
 class CudaContext:
@@ -135,8 +133,8 @@ def engine_key(info: ModelInfo, network_onnx: Path, precision: str,
 
 
 def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None,
-           engine_dir: str | Path | None, dla_core: int, force_rebuild: bool, log: Log,
-           warn: Log | None, cuda_ctx: CudaContext, progress: bool = True,
+           engine_dir: str | Path | None, dla_core: int, force_rebuild: bool,
+           cuda_ctx: CudaContext, progress: bool = True,
            workspace_mb: int = 1024) -> tuple[Resolved[Any], ModelInfo, Any]:
     """Finds or builds the engine for this model/GPU/precision/shape and deserialises it."""
     import tempfile
@@ -147,7 +145,7 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
     size = tuple(input_size) if input_size else info.input_size
     engine_dir = Path(engine_dir) if engine_dir else info.path.parent
     gpu = (cuda_ctx.device.name(), "{}.{}".format(*cuda_ctx.device.compute_capability()))
-    logger = trt_logger(trt, warn or log)
+    logger = trt_logger(trt)
     runtime = trt.Runtime(logger)
     if dla_core >= 0:
         runtime.DLA_core = int(dla_core)
@@ -163,7 +161,7 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
         def build() -> bytes:
             with cuda_ctx.current():
                 return build_serialized(plan, timing_cache_path(engine_dir, key), workspace_mb,
-                                        progress, log)
+                                        progress)
 
         def load(data: bytes) -> Any:  # noqa: ANN401 - ICudaEngine
             with cuda_ctx.current():
@@ -171,20 +169,19 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
 
         extra = {"model": info.path.name, "classes": list(info.classes.names),
                  "tensorrt": trt.__version__, "build": plan.describe()}
-        resolved = obtain_engine(path, key, build, load, force_rebuild, extra, log, warn)
+        resolved = obtain_engine(path, key, build, load, force_rebuild, extra)
     return resolved, info, runtime
 
 
 def resolve_engine(onnx_path: str | Path, precision: str = "fp16",
                    input_size: tuple[int, int] | None = None, engine_dir: str | Path | None = None,
-                   dla_core: int = -1, force_rebuild: bool = False, log: Log = print,
-                   warn: Log | None = None, progress: bool = True,
+                   dla_core: int = -1, force_rebuild: bool = False, progress: bool = True,
                    workspace_mb: int = 1024) -> Path:
     """Path of a valid engine for ``onnx_path`` on this GPU, building it when missing or invalid."""
     ctx = CudaContext()
     try:
         resolved, _, _ = obtain(onnx_path, precision, input_size, engine_dir, dla_core,
-                                force_rebuild, log, warn, ctx, progress, workspace_mb)
+                                force_rebuild, ctx, progress, workspace_mb)
         with ctx.current():
             del resolved.loaded
         return resolved.path
@@ -197,8 +194,8 @@ class TensorRTBackend:
 
     def __init__(self, model: str | Path, precision: str = "fp16",
                  input_size: tuple[int, int] | None = None, engine_dir: str | Path | None = None,
-                 dla_core: int = -1, force_rebuild: bool = False, log: Log = print,
-                 warn: Log | None = None, device: int = 0, progress: bool = False) -> None:
+                 dla_core: int = -1, force_rebuild: bool = False, device: int = 0,
+                 progress: bool = False) -> None:
         import tensorrt as trt
 
         self._trt = trt
@@ -208,7 +205,7 @@ class TensorRTBackend:
         try:
             resolved, self.info, self._runtime = obtain(
                 model, precision, input_size, engine_dir, int(dla_core), bool(force_rebuild),
-                log, warn, self._ctx, progress)
+                self._ctx, progress)
             self.engine_path = resolved.path
             self.precision = precision
             self._engine = resolved.loaded

@@ -13,8 +13,8 @@ tensorrt; the rest is plain Python and tested on a CPU.
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from seg_perception.inference.tensorrt.cache import EngineBuildError
 from seg_perception.inference.variants import find_qdq, fp16_model
 
 STRONG_TYPING_FROM = (10, 12)
-Log = Callable[[str], None]
+_log = logging.getLogger(__name__)
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -145,8 +145,8 @@ def make_progress_monitor(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / 
     return TqdmProgress()
 
 
-def trt_logger(trt: Any, log: Log) -> Any:  # noqa: ANN401 - tensorrt module / ILogger
-    """Routes TensorRT warnings and errors to ``log`` (the node's logger or print).
+def trt_logger(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / ILogger
+    """Routes TensorRT's warnings and errors to this package's logger, at their level.
 
     The logger keeps the last error lines in ``errors``, so a failed build can carry TensorRT's
     own words to whoever decides what to do next (fall back, or stop with them).
@@ -161,17 +161,19 @@ def trt_logger(trt: Any, log: Log) -> Any:  # noqa: ANN401 - tensorrt module / I
             if int(severity) <= int(trt.ILogger.Severity.ERROR):
                 self.errors = [*self.errors[-19:], msg]
             if int(severity) <= int(trt.ILogger.Severity.WARNING):
-                log(f"TensorRT {str(severity).rsplit('.', 1)[-1].lower()}: {msg}")
+                level = logging.ERROR if int(severity) <= int(trt.ILogger.Severity.ERROR) \
+                    else logging.WARNING
+                _log.log(level, f"TensorRT {str(severity).rsplit('.', 1)[-1].lower()}: {msg}")
 
     return Logger()
 
 
 def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspace_mb: int = 1024,
-                     progress: bool = True, log: Log = print) -> bytes:
+                     progress: bool = True) -> bytes:
     """Parses ``plan.network_onnx`` and builds a serialised engine; persists the timing cache."""
     import tensorrt as trt
 
-    logger = trt_logger(trt, log)
+    logger = trt_logger(trt)
     builder = trt.Builder(logger)
     flags = 0
     major = parse_version(trt.__version__)[0]
@@ -199,7 +201,8 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
     cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
     cache = config.create_timing_cache(cache_bytes)  # None for bytes TensorRT cannot read
     if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
-        log(f"timing cache {timing_cache} does not match this GPU/TensorRT; starting a new one")
+        _log.info(f"timing cache {timing_cache} does not match this GPU/TensorRT; starting a "
+                  "new one")
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     monitor = None
     if progress and hasattr(trt, "IProgressMonitor"):

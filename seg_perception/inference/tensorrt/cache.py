@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ ENGINE_SUFFIX = ".engine"
 SIDECAR_SUFFIX = ".json"
 
 T = TypeVar("T")
-Log = Callable[[str], None]
+_log = logging.getLogger(__name__)
 
 
 class EngineBuildError(SegPerceptionError, RuntimeError):
@@ -180,21 +181,19 @@ class Resolved(Generic[T]):
 
 def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], bytes],
                   load: Callable[[bytes], T | None], force_rebuild: bool = False,
-                  extra: dict[str, Any] | None = None, log: Log = print,
-                  warn: Log | None = None) -> Resolved[T]:
+                  extra: dict[str, Any] | None = None) -> Resolved[T]:
     """The cached engine if it is valid and loads, else a fresh build (written atomically).
 
     ``load`` returns None or raises when bytes cannot be deserialised; a cached engine that fails
     to load is rebuilt with a warning, a freshly built one that fails is an error.
     """
-    warn = warn or (lambda m: log(f"warning: {m}"))
     engine_path = Path(engine_path)
     reason, data = ("force_rebuild requested", None) if force_rebuild else \
         check_engine(engine_path, key)
     if data is not None:
         loaded, why = _try_load(load, data)
         if why is None:
-            log(f"using cached TensorRT engine {engine_path}")
+            _log.info(f"using cached TensorRT engine {engine_path}")
             return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
         reason = f"corrupt: deserialisation failed ({why})"
     with build_lock(engine_path):
@@ -205,14 +204,14 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
             if fresh is not None and fresh != data:
                 loaded, why = _try_load(load, fresh)
                 if why is None:
-                    log(f"using TensorRT engine {engine_path} built by another process")
+                    _log.info(f"using TensorRT engine {engine_path} built by another process")
                     return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
             reason = again or reason
         assert reason is not None
         if reason == "missing":
-            log(f"no cached TensorRT engine {engine_path.name}; building it (minutes)")
+            _log.info(f"no cached TensorRT engine {engine_path.name}; building it (minutes)")
         else:
-            warn(f"not running engine {engine_path}: {reason}; rebuilding it")
+            _log.warning(f"not running engine {engine_path}: {reason}; rebuilding it")
         t0 = time.monotonic()
         engine = build()
         if not engine:
@@ -222,7 +221,7 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
             raise RuntimeError(f"a freshly built engine does not deserialise: {why}")
         meta = {"build_seconds": round(time.monotonic() - t0, 1), **(extra or {})}
         write_engine(engine_path, engine, key, meta)
-        log(f"wrote TensorRT engine {engine_path} ({len(engine) / 1e6:.1f} MB, "
+        _log.info(f"wrote TensorRT engine {engine_path} ({len(engine) / 1e6:.1f} MB, "
             f"{meta['build_seconds']} s)")
         return Resolved(engine_path, loaded, True, reason)  # type: ignore[arg-type]
 

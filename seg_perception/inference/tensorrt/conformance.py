@@ -397,20 +397,20 @@ def _uint8_rules(g: _Graph, target: str) -> Iterator[Violation]:
     for v in g.outputs:
         if g.types.get(v.name) != TensorProto.UINT8:
             continue
-        i = g.producer.get(v.name)
-        if i is None:
+        pi = g.producer.get(v.name)
+        if pi is None:
             yield Violation(target, "(graph)", "output",
                             f"output '{v.name}' is UINT8 but no Cast makes it; a UINT8 network "
                             f"output must be produced by a Cast from FLOAT/FLOAT16 ({UINT8_CITE})")
             continue
-        n = g.nodes[i]
+        n = g.nodes[pi]
         src = g.types.get(n.input[0]) if n.input else None
         if n.op_type == "Cast" and src in _FLOATS:
             continue
-        flagged.add(i)
+        flagged.add(pi)
         what = (f"a Cast from {_type_name(src) if src else 'an unknown type'}"
                 if n.op_type == "Cast" else n.op_type)
-        yield Violation(target, g.label(i), n.op_type,
+        yield Violation(target, g.label(pi), n.op_type,
                         f"output '{v.name}' is UINT8 and comes from {what}; a UINT8 network "
                         f"output must be produced by a Cast from FLOAT/FLOAT16 ({UINT8_CITE}: "
                         f"kUINT8 conversions are only supported for kFLOAT, kHALF)")
@@ -426,11 +426,11 @@ def _uint8_rules(g: _Graph, target: str) -> Iterator[Violation]:
         if elem != TensorProto.UINT8 or name in exempt:
             continue
         users = g.consumers.get(name, [])
-        i = g.producer.get(name, users[0] if users else None)
-        if i is None or i in flagged:
+        ti = g.producer.get(name, users[0] if users else None)
+        if ti is None or ti in flagged:
             continue
-        flagged.add(i)
-        yield Violation(target, g.label(i), g.nodes[i].op_type,
+        flagged.add(ti)
+        yield Violation(target, g.label(ti), g.nodes[ti].op_type,
                         f"tensor '{name}' is UINT8 inside the network; UINT8 is only supported "
                         f"as a network input or output type ({UINT8_CITE})")
 
@@ -620,8 +620,8 @@ def check_profiles(model: onnx.ModelProto | str | Path,
     out: list[Violation] = []
     for name in names:
         shapes = profiles.get(name)
-        out += check_profile(m, name, *(shapes if shapes is not None else (None, None, None)),
-                             target=target)
+        lo, opt, hi = shapes if shapes is not None else (None, None, None)
+        out += check_profile(m, name, lo, opt, hi, target=target)
     for name in profiles:
         if name not in names:
             out += check_profile(m, name, None, None, None, target=target)
