@@ -34,6 +34,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check seg_perception test launch bench setup.py
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python bench/bench_node.py

@@ -121,3 +121,18 @@ def test_function_level_imports_say_why():
               if i.in_function and not i.commented]
     assert not silent, "first-party imports inside functions without a comment: " + ", ".join(
         silent)
+
+
+def test_every_type_ignore_says_why():
+    """A silenced type error carries its reason, on its line or the one above."""
+    silent = []
+    for path in sorted(PKG.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for n, line in enumerate(lines):
+            if "type: ignore" not in line or line.lstrip().startswith("#"):
+                continue
+            after = line.split("type: ignore", 1)[1]
+            if "#" in after or (n and lines[n - 1].strip().startswith("#")):
+                continue
+            silent.append(f"{path.relative_to(PKG)}:{n + 1}")
+    assert not silent, silent

@@ -72,6 +72,7 @@ class ClassSet:
         try:
             return cls(
                 names=tuple(str(n) for n in d["names"]),
+                # why the ignore below: palette entries are RGB triples, checked in __post_init__
                 palette=tuple(tuple(int(v) for v in c) for c in d["palette"]),  # type: ignore[misc]
                 ignore_id=int(d.get("ignore_id", IGNORE_LABEL)),
                 drivable=tuple(d.get("drivable", ())),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -72,6 +72,7 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: object,
     row = width * bpp
     if step < row:
         raise FrameError(f"step {step} is smaller than width*{bpp} = {row} for {encoding}")
+    # why the ignore below: ROS message data: bytes, array.array or list; numpy reads each
     buf = np.frombuffer(data, np.uint8)  # type: ignore[call-overload]
     need = step * height
     if buf.size != need:
@@ -131,7 +132,7 @@ def decode_compressed(fmt: str, data: object,
     f = fmt.lower()
     if f and not any(k in f for k in ("jpeg", "jpg", "png")):
         raise FrameError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
-    buf = np.frombuffer(data, np.uint8)  # type: ignore[call-overload]
+    buf = np.frombuffer(data, np.uint8)  # type: ignore[call-overload]  # as above
     if buf.size == 0:
         raise FrameError("empty compressed image")
     kind, width, height = compressed_header(buf)
@@ -148,13 +149,13 @@ def decode_compressed(fmt: str, data: object,
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def decode_message(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_message(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """RGB from a sensor_msgs Image or CompressedImage, rclpy's or rosbags' (by their fields):
     the one decoder the node, evaluation and INT8 calibration share, so a padded row or a
     hostile payload is treated the same everywhere."""
     if hasattr(msg, "encoding"):
-        return decode_raw(msg.encoding, msg.height, msg.width, msg.step,  # type: ignore[attr-defined]
-                          msg.data, max_pixels)  # type: ignore[attr-defined]
+        return decode_raw(msg.encoding, msg.height, msg.width, msg.step,
+                          msg.data, max_pixels)
     if hasattr(msg, "format"):
-        return decode_compressed(msg.format, msg.data, max_pixels)  # type: ignore[attr-defined]
+        return decode_compressed(msg.format, msg.data, max_pixels)
     raise FrameError(f"not an image message: {type(msg).__name__}")

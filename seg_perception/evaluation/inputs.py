@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,11 +72,11 @@ def open_bag(path: str | Path):  # noqa: ANN201 - an open rosbags AnyReader
     return reader
 
 
-def resolve_topics(reader: object, path: Path, image_topic: str, label_topic: str) -> BagTopics:
+def resolve_topics(reader: Any, path: Path, image_topic: str, label_topic: str) -> BagTopics:
     """Finds the image stream (raw, or compressed on IMAGE_TOPIC/compressed) and the labels;
     a missing or mistyped topic raises with the list of topics the bag has."""
     topics: dict[str, tuple[str, int]] = {}
-    for c in reader.connections:  # type: ignore[attr-defined]
+    for c in reader.connections:
         ty, n = topics.get(c.topic, (c.msgtype, 0))
         topics[c.topic] = (ty, n + c.msgcount)
     img = image_topic
@@ -97,28 +98,28 @@ def resolve_topics(reader: object, path: Path, image_topic: str, label_topic: st
                      topics[label_topic][1], topics)
 
 
-def header_stamp(msg: object) -> int:
-    s = msg.header.stamp  # type: ignore[attr-defined]
+def header_stamp(msg: Any) -> int:
+    s = msg.header.stamp
     return stamp_ns(s.sec, s.nanosec)
 
 
-def decode_ids(msg: object) -> np.ndarray:
+def decode_ids(msg: Any) -> np.ndarray:
     """Class ids from a mono8 (8UC1) Image, honouring ``step``."""
-    enc = str(msg.encoding).lower()  # type: ignore[attr-defined]
+    enc = str(msg.encoding).lower()
     if enc not in ("mono8", "8uc1"):
-        raise FrameError(f"class-id image must be mono8, got {msg.encoding!r}")  # type: ignore[attr-defined]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)  # type: ignore[attr-defined]
-    buf = np.frombuffer(msg.data, np.uint8)  # type: ignore[attr-defined]
+        raise FrameError(f"class-id image must be mono8, got {msg.encoding!r}")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    buf = np.frombuffer(msg.data, np.uint8)
     if h <= 0 or w <= 0 or step < w or buf.size != h * step:
         raise FrameError(f"malformed mono8 image {w}x{h} step {step} with {buf.size} bytes")
     return buf.reshape(h, step)[:, :w]
 
 
-def bag_messages(reader: object, connections: list, path: Path) -> Iterator[tuple]:
+def bag_messages(reader: Any, connections: list, path: Path) -> Iterator[tuple]:
     """(connection, time, raw) in time order; a read failure mid-way becomes a ValueError that
     says how far it got."""
     n = 0
-    it = reader.messages(connections=connections)  # type: ignore[attr-defined]
+    it = reader.messages(connections=connections)
     while True:
         try:
             item = next(it)

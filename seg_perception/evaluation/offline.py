@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -22,7 +23,7 @@ def _same(rgb: np.ndarray | None) -> np.ndarray | None:
     return rgb
 
 
-def run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
+def run_offline(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally,
                  state: dict, shared: Backend | None = None) -> None:
     """Every image through ``Segmenter.predict`` (resize, backend, resize back), timed.
     ``shared``: an open backend to use and leave open; otherwise one is opened and closed."""
@@ -30,7 +31,7 @@ def run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
         cfg.model, cfg.backend, cfg.precision, cfg.threads)
     state["backend"], state["precision"] = backend.name, backend.precision
     seg = Segmenter(backend)
-    conns = [c for c in reader.connections  # type: ignore[attr-defined]
+    conns = [c for c in reader.connections
              if c.topic in (bag.image_topic, bag.label_topic)]
     total = bag.image_count + bag.label_count
     busy = 0.0
@@ -38,7 +39,7 @@ def run_offline(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally,
         with tqdm(total=total, desc="evaluate", unit="msg", disable=not cfg.progress) as bar:
             for conn, _, raw in bag_messages(reader, conns, bag.path):
                 bar.update(1)
-                msg = reader.deserialize(raw, conn.msgtype)  # type: ignore[attr-defined]
+                msg = reader.deserialize(raw, conn.msgtype)
                 stamp = header_stamp(msg)
                 if conn.topic == bag.label_topic:
                     try:

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -140,6 +140,7 @@ class NodeProcess:
 
 def _wait_for(cond: object, timeout: float, what: str, node_proc: NodeProcess) -> None:
     end = time.monotonic() + timeout
+    # why the ignore below: cond is a zero-argument callable, typed object by the caller
     while not cond():  # type: ignore[operator]
         if node_proc.returncode is not None:
             raise RuntimeError(f"while waiting for {what}: " + node_proc.describe_exit())
@@ -148,7 +149,7 @@ def _wait_for(cond: object, timeout: float, what: str, node_proc: NodeProcess) -
         time.sleep(0.05)
 
 
-def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, state: dict) -> None:
+def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: dict) -> None:
     """Starts the node, waits for discovery, replays at the recorded timing (or ``cfg.rate``)
     and waits ``cfg.grace_s`` for the last masks. Fills ``state`` (fps, node details)."""
     env = prepare_ros_env(cfg)
@@ -203,8 +204,8 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
 
     last_diag = [0.0]
 
-    def on_diagnostics(msg: object) -> None:
-        for st in msg.status:  # type: ignore[attr-defined]
+    def on_diagnostics(msg: Any) -> None:
+        for st in msg.status:
             if "segmentation" in st.name:
                 diagnostics[st.name] = {kv.key: kv.value for kv in st.values}
                 last_diag[0] = time.perf_counter()
@@ -243,13 +244,13 @@ def run_live(cfg: EvalConfig, reader: object, bag: BagTopics, tally: Tally, stat
         time.sleep(0.5)  # let both ends finish matching before the first frame
 
         total = min(bag.image_count, cfg.max_frames) if cfg.max_frames else bag.image_count
-        conns = [c for c in reader.connections  # type: ignore[attr-defined]
+        conns = [c for c in reader.connections
                  if c.topic in (bag.image_topic, bag.label_topic)]
         raw_ok = bool(getattr(reader, "is2", True))
         wall0 = bag0 = last_t = None
         with tqdm(total=total, desc="replay", unit="frame", disable=not cfg.progress) as bar:
             for conn, t, raw in bag_messages(reader, conns, bag.path):
-                msg = reader.deserialize(raw, conn.msgtype)  # type: ignore[attr-defined]
+                msg = reader.deserialize(raw, conn.msgtype)
                 if conn.topic == bag.label_topic:
                     try:
                         tally.add_label(header_stamp(msg), decode_ids(msg))

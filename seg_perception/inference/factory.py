@@ -106,6 +106,7 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     input_size = options.pop("input_size", None)
     engine_dir = options.pop("engine_dir", None)
     force_rebuild = bool(options.pop("force_rebuild", False))
+    # why the ignore below: options are **kwargs: object; validated where used
     dla_core = int(options.pop("dla_core", -1))  # type: ignore[call-overload]
     providers = options.pop("providers", None)
     device = options.pop("device", None)
@@ -133,9 +134,11 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
             raise OptionError("backend", f"backend tensorrt is unavailable here: {why}")
 
         try:
-            b = TensorRTBackend(path, prec, input_size=input_size,  # type: ignore[arg-type]
-                                engine_dir=engine_dir, dla_core=dla_core,  # type: ignore[arg-type]
-                                force_rebuild=force_rebuild)
+            # options are **kwargs: object; the backend validates them
+            b = TensorRTBackend(
+                path, prec, input_size=input_size,  # type: ignore[arg-type]  # as said above
+                engine_dir=engine_dir, dla_core=dla_core,  # type: ignore[arg-type]  # as above
+                force_rebuild=force_rebuild)
         except EngineBuildError as exc:
             if backend != "auto":
                 raise
@@ -149,10 +152,12 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
                 providers = ("cuda", "cpu")
     if chosen == "onnxruntime":
         b = OnnxRuntimeBackend(path, precision=prec, threads=threads,
+                               # why the ignore below: as above
                                providers=providers or ("cpu",),  # type: ignore[arg-type]
                                spin_wait=spin_wait)
     elif chosen == "torch":
         b = TorchBackend(path, precision=prec, threads=threads,
+                         # why the ignore below: as above
                          device=str(device or "auto"), checkpoint=checkpoint)  # type: ignore[arg-type]
     _log.info(f"inference backend {b.name} ({b.precision}) for {b.info.name}"
         + (f" [requested {backend}/{precision}]" if (backend, precision) != (b.name, b.precision)

@@ -34,6 +34,7 @@ class Segmenter:
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(resized frame, ids, confidence or None), all at the model's input size: outputs at
         model resolution reuse the resized frame instead of shrinking it twice."""
+        # why the ignore below: input_size is set (not None) once the backend is open
         x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         if confidence:

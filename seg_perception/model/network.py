@@ -118,6 +118,7 @@ class SegLite(nn.Module):
 def build_model(arch: str, num_classes: int, **kwargs: object) -> nn.Module:
     if arch != ARCH_NAME:
         raise ValueError(f"unknown architecture {arch!r}; known: {ARCH_NAME}")
+    # why the ignore below: arch_kwargs from checkpoint metadata, checked by SegLite itself
     return SegLite(num_classes, **kwargs)  # type: ignore[arg-type]
 
 

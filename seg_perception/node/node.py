@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -97,6 +98,7 @@ def descriptor(prm: Param) -> ParameterDescriptor:
 
 class SegmentationNode(Node):
     def __init__(self, **kwargs: object) -> None:
+        # why the ignore below: rclpy's Node takes typed keywords; these are passed through
         super().__init__(NODE_NAME, **kwargs)  # type: ignore[arg-type]
         # The core logs through stdlib logging; while the node lives, its lines are the node's.
         self._logs = contextlib.ExitStack()
@@ -299,7 +301,7 @@ class SegmentationNode(Node):
         self._worker = self._start_worker()
         return "worker thread ended and was restarted"
 
-    def _publish(self, header: object, rgb: np.ndarray, small_ids: np.ndarray,
+    def _publish(self, header: Any, rgb: np.ndarray, small_ids: np.ndarray,
                  small_conf: np.ndarray | None = None) -> None:
         """Outputs at ``rgb``'s size (the camera's or the model's), planner outputs first."""
         wanted = [name for name, pub in self._pubs.items() if pub.get_subscription_count() > 0]
@@ -326,6 +328,7 @@ class SegmentationNode(Node):
                 if ok:
                     out = CompressedImage(header=header, format="mono8; png compressed")
                     out.data = data.tobytes()
+                    # why the ignore below: the publisher exists whenever this output is on (set in __init__)
                     self._png_pub.publish(out)  # type: ignore[union-attr]
 
     def _intrinsics(self) -> Intrinsics | None:
@@ -335,7 +338,7 @@ class SegmentationNode(Node):
         return Intrinsics.from_fields(list(ci.k), list(ci.p), list(ci.d), int(ci.width),
                                       int(ci.height))
 
-    def _publish_camera_info(self, header: object, size: tuple[int, int]) -> None:
+    def _publish_camera_info(self, header: Any, size: tuple[int, int]) -> None:
         """The camera_info of what is published: K and P scaled to the outputs' size."""
         ci = self._camera_info
         if ci is None:
@@ -361,7 +364,7 @@ class SegmentationNode(Node):
         self._info_out.header = header
         self._info_pub.publish(self._info_out)
 
-    def _publish_grid(self, header: object, small_ids: np.ndarray) -> None:
+    def _publish_grid(self, header: Any, small_ids: np.ndarray) -> None:
         ci = self._camera_info
         if ci is None:
             self._grid_note = f"no grid: no camera_info on {self.cfg.camera_info_topic}"
@@ -387,15 +390,16 @@ class SegmentationNode(Node):
                                   self._renderer.luts["obstacles"])
         spec = self._grid.spec
         msg = OccupancyGrid()
-        msg.header.stamp = header.stamp  # type: ignore[attr-defined]
+        msg.header.stamp = header.stamp
         msg.header.frame_id = self.cfg.grid_frame
-        msg.info.map_load_time = header.stamp  # type: ignore[attr-defined]
+        msg.info.map_load_time = header.stamp
         msg.info.resolution = float(spec.resolution)
         msg.info.width, msg.info.height = spec.cols, spec.rows
         msg.info.origin.position.x = float(spec.x_range[0])
         msg.info.origin.position.y = float(spec.y_range[0])
         msg.info.origin.orientation.w = 1.0
         msg.data = array.array("b", cells.tobytes())
+        # why the ignore below: as above: created when publish_grid is on
         self._grid_pub.publish(msg)  # type: ignore[union-attr]
 
     # -- diagnostics -----------------------------------------------------------------------

@@ -87,6 +87,7 @@ def _fmt(v: float | None) -> str:
 
 
 def _p(name: str, kind: str, default: Value | None, doc: str, **kw: object) -> Param:
+    # why the ignore below: the table's literal kinds; Param checks them
     return Param(name, kind, default, doc, **kw)  # type: ignore[arg-type]
 
 

@@ -373,6 +373,7 @@ def qdq_placement_violations(model: Any) -> list[str]:  # noqa: ANN401 - ModelPr
         elif not fed.get(residual) and _dq_of(_conv_input(branch, producers), producers):
             bad.append(f"{name}: the residual input {residual} of a quantized branch is float")
     for group in _concat_scale_groups(g):
+        # why the ignore below: initializer arrays of one element (Q/DQ scales)
         if len({float(arr(x)) for x in group}) > 1:  # type: ignore[arg-type]
             bad.append(f"a Concat's quantized inputs/output have different scales: {sorted(group)}")
     for name in output_path(m):

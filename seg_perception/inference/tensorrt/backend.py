@@ -150,6 +150,7 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
     if dla_core >= 0:
         runtime.DLA_core = int(dla_core)
     with tempfile.TemporaryDirectory(prefix="seg_trt_") as work:
+        # why the ignore below: size is a (height, width) pair; tuple() loses the length
         plan = plan_build(info, precision, size, trt.__version__, dla_core, work)  # type: ignore[arg-type]
         # A network converted here (fp16) is a pure function of the model: key it by the model,
         # so a converter's byte-level changes never force a rebuild.
@@ -288,4 +289,5 @@ class TensorRTBackend:
                         if hasattr(self, attr):
                             delattr(self, attr)
             ctx.release()
+            # why the ignore below: released: close() makes the context unusable on purpose
             self._ctx = None  # type: ignore[assignment]

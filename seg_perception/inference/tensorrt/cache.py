@@ -194,6 +194,7 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
         loaded, why = _try_load(load, data)
         if why is None:
             _log.info(f"using cached TensorRT engine {engine_path}")
+            # why the ignore below: loaded is not None once _try_load reported no error
             return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
         reason = f"corrupt: deserialisation failed ({why})"
     with build_lock(engine_path):
@@ -205,6 +206,7 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
                 loaded, why = _try_load(load, fresh)
                 if why is None:
                     _log.info(f"using TensorRT engine {engine_path} built by another process")
+                    # why the ignore below: as above
                     return Resolved(engine_path, loaded, False, None)  # type: ignore[arg-type]
             reason = again or reason
         assert reason is not None
@@ -223,7 +225,7 @@ def obtain_engine(engine_path: str | Path, key: EngineKey, build: Callable[[], b
         write_engine(engine_path, engine, key, meta)
         _log.info(f"wrote TensorRT engine {engine_path} ({len(engine) / 1e6:.1f} MB, "
             f"{meta['build_seconds']} s)")
-        return Resolved(engine_path, loaded, True, reason)  # type: ignore[arg-type]
+        return Resolved(engine_path, loaded, True, reason)  # type: ignore[arg-type]  # as above
 
 
 def _try_load(load: Callable[[bytes], T | None], data: bytes) -> tuple[T | None, str | None]:
