@@ -590,8 +590,10 @@ def _connect(opts: FleetOptions, workers: int) -> tuple[Any, Any, bool, str]:
         client = Client(opts.scheduler_address)
         return client, None, True, f"scheduler {opts.scheduler_address}"
     # A bag whose worker died is reported, not run again on another one (as a crash in a single
-    # run is). No dashboard; the scheduler's small HTTP server takes a free port, not 8787.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    # run is). No dashboard, so no statistical profiler sampling the bag's thread every 10 ms;
+    # the scheduler's small HTTP server takes a free port, not 8787.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
