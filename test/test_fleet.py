@@ -1,26 +1,33 @@
-"""evaluate over a fleet of bags on Ray: the pooled figures are the single-bag runs combined
+"""evaluate over a fleet of bags on Dask: the pooled figures are the single-bag runs combined
 (confusion matrices summed, mIoU from the sum), a broken bag is a row with its error and costs
-the others nothing, and --bags DIR / GLOB finds the bags. Ray stays small: 2 CPUs, shut down
+the others nothing, --bags DIR / GLOB finds the bags, and Ctrl-C stops the bag in progress and
+keeps what it measured. The clusters stay small: 2 worker processes of one thread, shut down
 after."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from evaltools import START_NS, make_dataset
+from rostools import default_sigint
 from seg_perception.cli import main as cli
 from seg_perception.core.classes import CAMVID
 from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.datasets.bag import pair_folders, write_bag
 from seg_perception.evaluation.evaluate import EvalConfig, evaluate
-from seg_perception.evaluation.fleet import bag_names, discover_bags, find_bags
+from seg_perception.evaluation.fleet import bag_names, discover_bags, find_bags, share_gpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,19 +52,20 @@ def from_matrix(mat: list) -> ConfusionMatrix:
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    """One small local Ray for the tests that share it (the fleet uses a Ray it finds)."""
-    import ray
+def dask_client():
+    """One small local cluster for the tests that share it (the fleet uses the default client
+    it finds)."""
+    from distributed import Client, LocalCluster
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
-             object_store_memory=100 * 2**20)
-    yield ray
-    ray.shutdown()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                      silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
+        yield client
 
 
 @pytest.mark.slow
 def test_pooled_metrics_are_the_single_bag_runs_combined(tmp_path, tiny_onnx, capsys):
-    """Through the CLI, with the embedded Ray it starts and shuts down itself."""
+    """Through the CLI, with the embedded cluster it starts and shuts down itself."""
     bags = [bag(tmp_path, "a", 3, 1), bag(tmp_path, "b", 4, 2), bag(tmp_path, "c", 2, 3)]
     singles = [evaluate(EvalConfig(bag=b, out=tmp_path / f"single_{b.name}", model=tiny_onnx,
                                    backend="onnxruntime", threads=1, overlays=0,
@@ -68,9 +76,10 @@ def test_pooled_metrics_are_the_single_bag_runs_combined(tmp_path, tiny_onnx, ca
     for b in bags:
         args += ["--bag", str(b)]
     assert cli(args) == 0
-    import ray
+    from distributed import Client
 
-    assert not ray.is_initialized()  # the Ray it started is shut down
+    with pytest.raises(ValueError, match="No clients found"):
+        Client.current()  # the client it started is closed, with its cluster
     printed = capsys.readouterr().out
     assert "3 bags on 2 workers" in printed and "9/9 frames scored" in printed
 
@@ -125,7 +134,7 @@ def corrupt_midway(tmp: Path) -> Path:
 
 @pytest.mark.slow
 def test_broken_bags_are_reported_and_cost_the_others_nothing(tmp_path, tiny_onnx, capsys,
-                                                              ray_session):
+                                                              dask_client):
     good = [bag(tmp_path, "good1", 3, 5), bag(tmp_path, "good2", 2, 6)]
     garbage = tmp_path / "garbage"
     garbage.mkdir()
@@ -170,11 +179,12 @@ def test_broken_bags_are_reported_and_cost_the_others_nothing(tmp_path, tiny_onn
     text = (out / "report.md").read_text()
     assert "3 of 5 bags did not complete" in text
     assert "| failed: ValueError: cannot read bag" in text
-    assert ray_session.is_initialized()  # a Ray the caller started is left running
+    assert dask_client.status == "running"  # a client the caller started is left running
+    assert m["cluster"].startswith("existing Dask client")
 
 
 @pytest.mark.slow
-def test_bags_dir_and_glob_discovery(tmp_path, tiny_onnx, capsys, ray_session):
+def test_bags_dir_and_glob_discovery(tmp_path, tiny_onnx, capsys, dask_client):
     root = tmp_path / "fleet_in"
     a = bag(root, "a", 2, 7)
     b = bag(root / "day2", "b", 3, 8)
@@ -207,8 +217,79 @@ def test_bags_dir_and_glob_discovery(tmp_path, tiny_onnx, capsys, ray_session):
     assert len(list((out / "bags" / "b" / "overlays").glob("frame_*.png"))) == 1
 
 
-def test_ray_is_not_imported_by_the_node_or_a_single_bag_run():
+@pytest.mark.slow
+def test_ctrl_c_stops_the_bag_in_progress_and_keeps_what_it_measured(tmp_path):
+    """Ctrl-C at a terminal: SIGINT to the whole process group, the embedded cluster's workers
+    included. The bag in progress stops as a single run stops (its own partial report), the bag
+    not started yet is a row that says so, and no worker process outlives the command."""
+    import psutil
+
+    long = bag(tmp_path, "long", 120, 9)  # the bundled model: seconds of work
+    short = bag(tmp_path, "short", 4, 10)
+    out = tmp_path / "fleet"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seg_perception", "evaluate", "--bag", str(short), "--bag",
+         str(long), "--out", str(out), "--backend", "onnxruntime", "--workers", "1",
+         "--threads", "1", "--overlays", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint, start_new_session=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(1), "")),
+                              daemon=True)
+    reader.start()
+    frames_bar = re.compile(r"frames:\s*\d+%\|[^|]*\|\s*(\d+)/")
+    end = time.monotonic() + 180
+    try:
+        while time.monotonic() < end and proc.poll() is None:
+            shown = frames_bar.findall("".join(seen))
+            if shown and int(shown[-1]) > 0:  # the large bag (first) is under way
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "".join(seen)[-3000:]
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children  # the cluster's worker processes
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(5)
+    assert proc.returncode == 130, "".join(seen)[-3000:]
+
+    m = load(out)
+    rows = {r["name"]: r for r in m["bags"]}
+    assert m["complete"] is False and m["bags_total"] == 2
+    assert rows["long"]["status"] == "partial" and rows["long"]["error"] == "KeyboardInterrupt"
+    assert 0 < rows["long"]["frames"] < 120
+    own = load(out / "bags" / "long")
+    assert own["complete"] is False and own["error"] == "KeyboardInterrupt"
+    assert "Incomplete run" in (out / "bags" / "long" / "report.md").read_text()
+    assert rows["short"]["status"] == "failed"
+    assert rows["short"]["error"] == "not run (the fleet run was stopped)"
+    assert load(out / "bags" / "short")["frames"] == 0
+    # Pooled: what the stopped bag measured.
+    assert m["confusion_matrix"] == own["confusion_matrix"]
+    assert m["frames_scored"] == own["frames_scored"]
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, alive  # no worker outlived the command
+
+
+def test_gpus_are_shared_out_per_worker():
+    """--gpus-per-worker on the embedded cluster: each worker's CUDA_VISIBLE_DEVICES."""
+    assert share_gpus(["0", "1"], 2, None) == ["0", "1"]
+    assert share_gpus(["0", "1"], 4, None) == ["0", "0", "1", "1"]  # half a GPU each
+    assert share_gpus(["0", "1", "2", "3"], 2, 2) == ["0,1", "2,3"]
+    assert share_gpus(["3", "5"], 3, 0.5) == ["3", "3", "5"]  # ids as CUDA_VISIBLE_DEVICES had
+    assert share_gpus(["0"], 2, 0) == ["", ""]  # none asked for: hidden
+    assert share_gpus([], 2, None) == [None, None]  # none here: the environment as it is
+    for gpus, n, per in (([], 1, 1), (["0"], 2, 1), (["0", "1"], 1, 1.5), (["0"], 1, -1)):
+        with pytest.raises(ValueError, match="gpus-per-worker"):
+            share_gpus(gpus, n, per)
+
+
+def test_dask_is_not_imported_by_the_node_or_a_single_bag_run():
     code = ("import sys, seg_perception.evaluation.evaluate, seg_perception.evaluation.fleet, "
-            "seg_perception.cli; "
-            "assert 'ray' not in sys.modules, 'ray imported'")
+            "seg_perception.node.config, seg_perception.cli; "
+            "loaded = {'dask', 'distributed'} & set(sys.modules); "
+            "assert not loaded, f'{loaded} imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

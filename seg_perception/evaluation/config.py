@@ -85,18 +85,21 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="live: ROS_DOMAIN_ID for the replay (default: inherited)")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N images (0: all)")
     parser.add_argument("--overlays", type=int, default=4, help="overlay frames in the report")
-    fleet = parser.add_argument_group("fleet (several bags, in parallel on Ray)")
+    fleet = parser.add_argument_group("fleet (several bags, in parallel on Dask workers)")
     fleet.add_argument("--workers", type=int, default=None,
-                       help="Ray workers, each evaluating whole bags with its own backend (and "
-                            "live: its own node on ROS_DOMAIN_ID base + worker index); default: "
-                            "the CPU cores here, at most one per bag")
-    fleet.add_argument("--ray-address", default=None, metavar="ADDR",
-                       help="join this Ray cluster (e.g. ray://head:10001 or auto) instead of "
-                            "starting one here; bags, model and --out must be at the same paths "
-                            "on its nodes")
+                       help="Dask worker processes, each evaluating whole bags with its own "
+                            "backend (and live: its own node on ROS_DOMAIN_ID base + worker "
+                            "index); default: the CPU cores here (with --scheduler-address: "
+                            "all its workers), at most one per bag")
+    fleet.add_argument("--scheduler-address", default=None, metavar="ADDR",
+                       help="use the workers of this Dask scheduler (e.g. tcp://head:8786) "
+                            "instead of starting a local cluster; the project, the bags, the "
+                            "model and --out must be at the same paths on its workers")
     fleet.add_argument("--gpus-per-worker", type=float, default=None,
-                       help="GPUs Ray reserves per worker (default: the cluster's GPUs shared "
-                            "out, at most 1 each; 0 where it has none)")
+                       help="GPUs per worker (default: the GPUs shared out, at most 1 each; 0 "
+                            "where there are none): here through each worker's "
+                            "CUDA_VISIBLE_DEVICES, on a scheduler's workers their Dask "
+                            "resource GPU (dask worker --resources GPU=1)")
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:

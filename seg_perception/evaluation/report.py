@@ -296,9 +296,9 @@ def write_fleet_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: S
           f"- backend: {metrics['backend']}, precision {metrics['precision']}; mode: "
           + ("live, each bag replayed through its worker's own ROS 2 node" if live
              else "offline, backend called directly"),
-          f"- {metrics.get('workers', '?')} Ray workers ({metrics.get('ray', 'local')}); "
+          f"- {metrics.get('workers', '?')} Dask workers ({metrics.get('cluster', 'local')}); "
           f"bags evaluated in {_fmt(timing.get('bags_s'), '.1f')} s after "
-          f"{_fmt(timing.get('ray_start_s'), '.1f')} s of Ray start-up and "
+          f"{_fmt(timing.get('cluster_start_s'), '.1f')} s of Dask start-up and "
           f"{_fmt(timing.get('workers_start_s'), '.1f')} s of worker start-up", ""]
     rows = [
         ("mIoU (pooled)", _fmt(metrics["miou"])),

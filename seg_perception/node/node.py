@@ -328,7 +328,7 @@ class SegmentationNode(Node):
                 if ok:
                     out = CompressedImage(header=header, format="mono8; png compressed")
                     out.data = data.tobytes()
-                    # why the ignore below: the publisher exists whenever this output is on (set in __init__)
+                    # why the ignore below: the publisher exists while this output is on
                     self._png_pub.publish(out)  # type: ignore[union-attr]
 
     def _intrinsics(self) -> Intrinsics | None:
