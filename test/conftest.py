@@ -73,11 +73,3 @@ def tiny_onnx(tiny_checkpoint: Path) -> Path:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests over real DDS and real processes depend on the scheduler of a small shared machine:
-    one retry keeps a slow moment from failing CI; a real fault fails twice and is reported."""
-    for item in items:
-        if item.get_closest_marker("ros") and not item.get_closest_marker("flaky"):
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))

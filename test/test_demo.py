@@ -4,7 +4,6 @@ replays it live through the node and writes its report."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -47,9 +46,7 @@ def test_sample_bag_is_small_paired_and_credited():
 
 def run_demo(tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:
     out = tmp_path / "demo_output"
-    t0 = time.monotonic()
     assert cli(["demo", "--out", str(out), "--model", str(model)]) == 0
-    took = time.monotonic() - t0
     printed = capsys.readouterr().out
     assert "seg-perception demo:" in printed and "report:" in printed
     m = json.loads((out / "metrics.json").read_text())
@@ -59,7 +56,6 @@ def run_demo(tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]) ->
     report = (out / "report.md").read_text()
     assert "![per-class IoU](iou.png)" in report
     assert len(list((out / "overlays").glob("frame_*.png"))) == 4
-    assert took < 60
     return m, printed
 
 

@@ -208,8 +208,8 @@ def test_live_round_trip_through_the_node(tmp_path, tiny_onnx):
     # Same model, same frames: the node's masks score exactly like direct inference.
     assert m["confusion_matrix"] == direct_confusion(tiny_onnx, tmp_path / "bag_data").mat.tolist()
     lat = m["latency_ms"]
-    assert 0 < lat["p50"] <= lat["max"] < 2000
-    assert 6 < m["fps"] < 14  # about the 10 Hz replay rate: every frame answered
+    assert 0 < lat["p50"] <= lat["max"]
+    assert m["fps"] > 0  # its value is the machine's; every frame answered is pinned above
     assert m["backend"] == "onnxruntime"
     assert m["node_counters"]["received"] == m["node_counters"]["published"] == 8
     assert m["node_exit_code"] == 0  # stopped cleanly with SIGINT

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import functools
 import sys
 import threading
 import time
@@ -51,10 +52,12 @@ from seg_perception.inference.modelinfo import default_model_path, read_model_in
 from seg_perception.inference.segmenter import Segmenter
 from seg_perception.model.contract import CONFIDENCE_NAME
 from seg_perception.node.config import NodeConfig, validate
+from seg_perception.node.diagnostics import health, values
 from seg_perception.node.outputs import COLOUR, OutputRenderer
 from seg_perception.node.params import BY_NAME, FROM_MODEL, PARAMETERS, Param
 from seg_perception.node.slot import LatestSlot
 from seg_perception.node.stats import NodeStats, StampGaps
+from seg_perception.node.worker import Outcome, serve_frame
 
 try:  # Jazzy and later
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -263,31 +266,29 @@ class SegmentationNode(Node):
                 self._serve(frame)
 
     def _serve(self, frame: Frame) -> None:
-        """One frame, start to finish; no exception from any frame leaves this method."""
+        """One frame, start to finish (``worker.serve_frame``); counted and logged here."""
+        result = serve_frame(time.monotonic() - frame.received, self.cfg.max_frame_age,
+                             functools.partial(self._decode, frame.msg),
+                             functools.partial(self._process, frame.msg.header),
+                             lambda: self._slot.closed)
         log = self.get_logger()
-        if time.monotonic() - frame.received > self.cfg.max_frame_age:
-            self.stats.count("dropped")
-            return
-        try:
-            rgb = self._decode(frame.msg)
-        except Exception as exc:  # noqa: BLE001 - FrameError, or any decoder fault: a bad frame
-            self.stats.count("bad")
-            log.error(f"bad frame on {self._sub.topic_name}: {exc}", throttle_duration_sec=5.0)
-            return
-        try:
-            conf = "confidence" in self._pubs and \
-                self._pubs["confidence"].get_subscription_count() > 0
-            small_rgb, small_ids, small_conf = self.segmenter.run_with_confidence(rgb, conf)
-            out_rgb = rgb if self.cfg.output_resolution == "input" else small_rgb
-            self._publish(frame.msg.header, out_rgb, small_ids, small_conf)
-        except Exception as exc:  # noqa: BLE001 - a backend fault must not kill the worker
-            if self._slot.closed:  # shutting down: the backend or context went first
-                return
-            self.stats.count("errors")
-            log.error(f"inference failed: {type(exc).__name__}: {exc}",
+        if result.outcome is Outcome.PUBLISHED:
+            self.stats.published(time.monotonic() - frame.received,
+                                 self.segmenter.last_backend_s)
+        elif result.outcome is not Outcome.SHUTDOWN:
+            self.stats.count(result.outcome.value)
+        if result.outcome is Outcome.BAD:
+            log.error(f"bad frame on {self._sub.topic_name}: {result.detail}",
                       throttle_duration_sec=5.0)
-            return
-        self.stats.published(time.monotonic() - frame.received, self.segmenter.last_backend_s)
+        elif result.outcome is Outcome.ERROR:
+            log.error(f"inference failed: {result.detail}", throttle_duration_sec=5.0)
+
+    def _process(self, header: Any, rgb: np.ndarray) -> None:
+        conf = "confidence" in self._pubs and \
+            self._pubs["confidence"].get_subscription_count() > 0
+        small_rgb, small_ids, small_conf = self.segmenter.run_with_confidence(rgb, conf)
+        out_rgb = rgb if self.cfg.output_resolution == "input" else small_rgb
+        self._publish(header, out_rgb, small_ids, small_conf)
 
     def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
         return decode_message(msg, self.cfg.max_input_pixels)
@@ -406,40 +407,14 @@ class SegmentationNode(Node):
     def _publish_diagnostics(self) -> None:
         restarted = self._watch_worker()
         r = self.stats.roll()
-        level, message = DiagnosticStatus.OK, "ok"
-        if restarted:
-            level, message = DiagnosticStatus.ERROR, restarted
-        elif r.errors:
-            level, message = DiagnosticStatus.ERROR, f"{r.errors} inference errors"
-        elif r.input_fps > 0 and r.output_fps == 0:
-            level, message = DiagnosticStatus.ERROR, "receiving images but publishing nothing"
-        elif r.dropped > 0 and r.dropped >= 0.2 * max(r.input_fps * r.period_s, 1):
-            level, message = DiagnosticStatus.WARN, f"falling behind: dropped {r.dropped} frames"
-        elif r.latency_p95_ms > self.cfg.warn_latency_ms:
-            level, message = DiagnosticStatus.WARN, f"p95 latency {r.latency_p95_ms:.0f} ms"
-        elif r.bad or r.lost or r.never_seen:
-            level, message = DiagnosticStatus.WARN, (
-                f"{r.bad} bad, {r.lost} lost and {r.never_seen} never-seen frames")
-        elif r.input_fps == 0:
-            message = "waiting for images"
+        level, message = health(r, self.cfg.warn_latency_ms, restarted)
         b = self.segmenter.backend
-        values = {
-            "backend": b.name, "precision": b.precision, "model": b.info.name,
-            "input_fps": f"{r.input_fps:.2f}", "output_fps": f"{r.output_fps:.2f}",
-            "latency_p50_ms": f"{r.latency_p50_ms:.2f}",
-            "latency_p95_ms": f"{r.latency_p95_ms:.2f}",
-            "backend_p50_ms": f"{r.backend_p50_ms:.2f}",
-            "node_overhead_p50_ms": f"{r.overhead_p50_ms:.2f}",
-            "dropped": str(r.dropped), "bad_frames": str(r.bad), "lost": str(r.lost),
-            "never_seen": str(r.never_seen),
-            "errors": str(r.errors), "grid": self._grid_note,
-            "output_resolution": self.cfg.output_resolution,
-            **{f"total_{k}": str(v) for k, v in r.totals.items()},
-        }
+        kv = values(r, backend=b.name, precision=b.precision, model=b.info.name,
+                    grid=self._grid_note, output_resolution=self.cfg.output_resolution)
         status = DiagnosticStatus(
-            level=level, name=f"{self.get_fully_qualified_name()}: segmentation",
+            level=bytes([int(level)]), name=f"{self.get_fully_qualified_name()}: segmentation",
             message=message, hardware_id=b.name,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+            values=[KeyValue(key=k, value=v) for k, v in kv.items()])
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)

@@ -30,6 +30,11 @@ class LatestSlot(Generic[T]):
             item, self._item = self._item, None
             return None if self._closed else item
 
+    def peek(self) -> T | None:
+        """The item waiting, left in place (for diagnostics and tests)."""
+        with self._cond:
+            return self._item
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
