@@ -108,8 +108,3 @@ CAMVID = ClassSet(
     obstacles=("Car", "Pedestrian", "Bicyclist", "Pole", "Fence", "SignSymbol"),
 )
 """CamVid's 11-class SegNet version; id 11 is 'void'."""
-
-CAMVID_MEDIAN_FREQ_WEIGHTS = (
-    0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418, 0.6823, 6.2478, 7.3614,
-)
-"""SegNet's median-frequency class weights for CamVid ids 0..10."""

@@ -37,10 +37,7 @@ class ModelInfo:
     path: Path
     classes: ClassSet
     input_size: tuple[int, int]  # (height, width) the model was trained at
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
     sha256: str
-    arch: str
     outputs: tuple[str, ...]
 
     @property
@@ -97,12 +94,9 @@ def read_model_info(path: str | Path) -> ModelInfo:
     try:
         h, w = (int(v) for v in meta["input_size"].split("x"))
         classes = ClassSet.from_dict(json.loads(meta["classes"]))
-        mean = tuple(json.loads(meta.get("mean", "[0, 0, 0]")))
-        std = tuple(json.loads(meta.get("std", "[1, 1, 1]")))
     except (ValueError, TypeError) as exc:
         raise ModelError(p, f"{p}: malformed seg_perception metadata: {exc}") from exc
     if min(h, w) < 16:
         raise ModelError(p, f"{p}: metadata input_size {meta['input_size']!r} must be HxW >= 16")
-    return ModelInfo(path=p, classes=classes, input_size=(h, w), mean=mean,
-                     std=std, sha256=file_sha256(p), arch=meta.get("arch", "unknown"),
+    return ModelInfo(path=p, classes=classes, input_size=(h, w), sha256=file_sha256(p),
                      outputs=output_names)

@@ -22,10 +22,6 @@ class Segmenter:
                               f"{self.input_size}")
         self.last_backend_s = 0.0
 
-    @property
-    def classes(self):  # noqa: ANN201 - ClassSet, kept light
-        return self.backend.info.classes
-
     def infer_small(self, rgb: np.ndarray) -> np.ndarray:
         """Ids at the model's input size; ``last_backend_s`` keeps the backend's own time."""
         return self.run_with_confidence(rgb, False)[1]

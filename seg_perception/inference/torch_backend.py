@@ -44,10 +44,8 @@ def _info_from_checkpoint(path: Path) -> ModelInfo:
 
     meta = load_checkpoint(path)["meta"]
     h, w = meta["input_size"]
-    return ModelInfo(path=path, classes=classes_of(meta),
-                     input_size=(int(h), int(w)), mean=tuple(meta["mean"]),
-                     std=tuple(meta["std"]), sha256=file_sha256(path),
-                     arch=meta["arch"], outputs=(LABELS_NAME, CONFIDENCE_NAME))
+    return ModelInfo(path=path, classes=classes_of(meta), input_size=(int(h), int(w)),
+                     sha256=file_sha256(path), outputs=(LABELS_NAME, CONFIDENCE_NAME))
 
 
 class TorchBackend:

@@ -80,7 +80,7 @@ class Context(nn.Module):
 
 
 class SegLite(nn.Module):
-    """Returns logits at 1/4 resolution; ``forward_full`` upsamples them to the input size."""
+    """Returns logits at 1/4 resolution (the deployed graph, ``model.deploy``, upsamples them)."""
 
     def __init__(self, num_classes: int, widths: tuple[int, int, int, int] = (16, 32, 64, 128),
                  depth16: int = 8, drop: float = 0.05) -> None:
@@ -110,9 +110,6 @@ class SegLite(nn.Module):
         y = F.interpolate(self.dec4_in(y), size=s4.shape[-2:], mode="bilinear", align_corners=False)
         y = self.dec4(y + s4)
         return self.head(y)
-
-    def forward_full(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(self(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def build_model(arch: str, num_classes: int, **kwargs: object) -> nn.Module:
