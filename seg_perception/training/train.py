@@ -19,6 +19,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -228,6 +229,94 @@ def run(args: argparse.Namespace) -> int:
         dist.close()
 
 
+@dataclass
+class Data:
+    """The frames a run trains (and perhaps validates) on, and what the checkpoint records."""
+
+    classes: ClassSet
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    weights: np.ndarray  # class weights of the loss, from the training frames
+    meta: dict[str, Any]  # checkpoint metadata (architecture, classes, normalisation, size)
+
+
+def load_data(args: argparse.Namespace, val_split: str | None) -> Data:
+    classes = ClassSet.load(args.classes) if args.classes else dataset_classes(args.data)
+    x_train, y_train = _load_splits(args.data, list(args.train_splits), classes)
+    x_val, y_val = load_split(args.data, val_split, classes) if val_split else (None, None)
+    meta: dict[str, Any] = {
+        "arch": ARCH_NAME,
+        "arch_kwargs": {"widths": list(args.widths), "depth16": args.depth16},
+        "classes": classes.to_dict(),
+        "mean": x_train.reshape(-1, 3).mean(0).tolist(),
+        "std": x_train.reshape(-1, 3).std(0).tolist(),
+        "input_size": [int(x_train.shape[1]), int(x_train.shape[2])],
+    }
+    weights = class_weights(y_train, classes.num_classes, args.class_weight_c)
+    return Data(classes, x_train, y_train, x_val, y_val, weights, meta)
+
+
+@dataclass
+class Trainee:
+    """The network and everything that steps it; ``shipped`` is what checkpoints hold."""
+
+    model: torch.nn.Module  # the plain network (DDP's module when wrapped)
+    trained: torch.nn.Module  # what the optimiser steps (DDP wrapper or the model)
+    ema: AveragedModel | None
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    start_epoch: int = 0
+    best: float = -1.0
+
+    @property
+    def shipped(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
+def build_trainee(args: argparse.Namespace, data: Data, dist: Distributed,
+                  steps_per_epoch: int, resume: Path | None) -> Trainee:
+    """Model, EMA, optimiser and schedule; restored from ``resume`` (a last.pt) if given."""
+    device = dist.device
+    model: torch.nn.Module = model_from_meta(data.meta).to(device)
+    # Module.to takes memory_format at run time (documented); torch's stubs lack it.
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    ck = load_checkpoint(resume, str(device)) if resume is not None else None
+    if ck is not None:  # weights before DDP broadcasts rank 0's
+        model.load_state_dict(ck["train_state_dict"] if "train_state_dict" in ck
+                              else ck["state_dict"])
+    trained = dist.wrap(model)
+    # SyncBN conversion copies the network: the plain one is DDP's ``module``.
+    model = cast(torch.nn.Module, trained.module) if trained is not model else model
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
+           if args.ema > 0 else None)
+    total = steps_per_epoch * args.epochs
+    opt = torch.optim.AdamW(trained.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: _lr_factor(s, args.warmup_epochs * steps_per_epoch, total))
+    t = Trainee(model, trained, ema, opt, sched)
+    if ck is not None:
+        if ema is not None and "ema" in ck:
+            ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        t.start_epoch, t.best = int(ck["epoch"]) + 1, float(ck["best_miou"])
+    return t
+
+
+def save_epoch(out: Path, t: Trainee, meta: dict[str, Any], epoch: int, last: bool) -> None:
+    """last.pt (everything to resume) every epoch; final.pt, of the fixed schedule, at the end."""
+    save_checkpoint(out / "last.pt", t.shipped, {**meta, "epoch": epoch},
+                    train_state_dict=t.model.state_dict(),
+                    ema=None if t.ema is None else t.ema.state_dict(),
+                    optimizer=t.opt.state_dict(), scheduler=t.sched.state_dict(),
+                    epoch=epoch, best_miou=t.best)
+    if last:
+        save_checkpoint(out / "final.pt", t.shipped, {**meta, "epoch": epoch,
+                                                      "picked_on": "none (fixed schedule)"})
+
+
 def _run(args: argparse.Namespace, dist: Distributed) -> int:
     device = dist.device
     if args.threads:
@@ -245,114 +334,76 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
 
-    classes = ClassSet.load(args.classes) if args.classes else dataset_classes(args.data)
     t0 = time.time()
-    x_train, y_train = _load_splits(args.data, list(args.train_splits), classes)
-    x_val, y_val = load_split(args.data, val_split, classes) if val_split else (None, None)
-    mean = (x_train.reshape(-1, 3).mean(0)).tolist()
-    std = (x_train.reshape(-1, 3).std(0)).tolist()
-    weights = class_weights(y_train, classes.num_classes, args.class_weight_c)
-    meta: dict[str, Any] = {
-        "arch": ARCH_NAME,
-        "arch_kwargs": {"widths": list(args.widths), "depth16": args.depth16},
-        "classes": classes.to_dict(),
-        "mean": mean, "std": std,
-        "input_size": [int(x_train.shape[1]), int(x_train.shape[2])],
-    }
-    model: torch.nn.Module = model_from_meta(meta).to(device)
-    # Module.to takes memory_format at run time (documented); torch's stubs lack it.
-    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    params = count_params(model)
-    macs = count_macs(cast(torch.nn.Module, model.net), *meta["input_size"])
-    ck = None
-    if args.resume and (out / "last.pt").is_file():  # weights before DDP broadcasts rank 0's
-        ck = load_checkpoint(out / "last.pt", str(device))
-        model.load_state_dict(ck["train_state_dict"] if "train_state_dict" in ck
-                              else ck["state_dict"])
-    trained = dist.wrap(model)  # what the optimiser steps; ``model`` stays the plain network
-    # SyncBN conversion copies the network: the plain one is DDP's ``module``.
-    model = cast(torch.nn.Module, trained.module) if trained is not model else model
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
-           if args.ema > 0 else None)
-    shipped = ema.module if ema is not None else model
-    steps_per_epoch = (len(x_train) // dist.world) // args.batch_size
+    data = load_data(args, val_split)
+    steps_per_epoch = (len(data.x_train) // dist.world) // args.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"--batch-size {args.batch_size} exceeds the {len(x_train)} frames")
-    total = steps_per_epoch * args.epochs
-    opt = torch.optim.AdamW(trained.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: _lr_factor(s, args.warmup_epochs * steps_per_epoch, total))
-    crit = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights).to(device),
+        raise ValueError(f"--batch-size {args.batch_size} exceeds the {len(data.x_train)} frames")
+    resume = out / "last.pt" if args.resume and (out / "last.pt").is_file() else None
+    t = build_trainee(args, data, dist, steps_per_epoch, resume)
+    crit = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(data.weights).to(device),
                                      ignore_index=IGNORE_LABEL)
-    start_epoch, best = 0, -1.0
-    if ck is not None:
-        if ema is not None and "ema" in ck:
-            ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start_epoch, best = int(ck["epoch"]) + 1, float(ck["best_miou"])
     recipe = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
               if k not in ("func",)}
     recipe["command"] = "seg-perception train " + " ".join(sys.argv[2:] if len(sys.argv) > 2
                                                            else [])
-    meta["recipe"] = recipe
+    meta = {**data.meta, "recipe": recipe}
     log = _Log(out / "train_log.jsonl" if dist.main else None)
-    log.write({"event": "start", "recipe": recipe, "params": params,
-               "macs_480x360": macs, "class_weights": weights.tolist(),
-               "train_frames": len(x_train), "val_frames": 0 if x_val is None else len(x_val),
+    log.write({"event": "start", "recipe": recipe, "params": count_params(t.model),
+               "macs_480x360": count_macs(cast(torch.nn.Module, t.model.net),
+                                          *meta["input_size"]),
+               "class_weights": data.weights.tolist(), "train_frames": len(data.x_train),
+               "val_frames": 0 if data.x_val is None else len(data.x_val),
                "device": str(device), "torch": torch.__version__, "world_size": dist.world,
-               "start_epoch": start_epoch, "load_s": round(time.time() - t0, 1)})
+               "start_epoch": t.start_epoch, "load_s": round(time.time() - t0, 1)})
     # Each rank augments differently; the frame order is shared (see ``batches``).
     aug = Augment(tuple(args.crop), tuple(args.scale),
-                  seed=args.seed + start_epoch + 1000 * dist.rank, photometric=args.photometric)
-    rng = np.random.default_rng(args.seed + start_epoch)
-    bar = tqdm(range(start_epoch, args.epochs), desc="train", initial=start_epoch,
+                  seed=args.seed + t.start_epoch + 1000 * dist.rank,
+                  photometric=args.photometric)
+    rng = np.random.default_rng(args.seed + t.start_epoch)
+    bar = tqdm(range(t.start_epoch, args.epochs), desc="train", initial=t.start_epoch,
                total=args.epochs, unit="epoch", dynamic_ncols=True, disable=not dist.main,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)
     miou = float("nan")
 
     def on_step(loss: float) -> None:
-        bar.set_postfix(loss=f"{loss:.3f}", miou=f"{miou:.3f}", best=f"{best:.3f}", refresh=False)
+        bar.set_postfix(loss=f"{loss:.3f}", miou=f"{miou:.3f}", best=f"{t.best:.3f}",
+                        refresh=False)
 
     for epoch in bar:
-        loss = train_one_epoch(trained, crit, opt, sched,
-                               batches(x_train, y_train, aug, args.batch_size, rng, device,
-                                       dist.rank, dist.world),
-                               ema, device, on_step)
+        loss = train_one_epoch(t.trained, crit, t.opt, t.sched,
+                               batches(data.x_train, data.y_train, aug, args.batch_size, rng,
+                                       device, dist.rank, dist.world),
+                               t.ema, device, on_step)
         rec: dict[str, Any] = {"event": "epoch", "epoch": epoch, "loss": loss,
-                               "lr": sched.get_last_lr()[0],
+                               "lr": t.sched.get_last_lr()[0],
                                "elapsed_s": round(time.time() - t0, 1)}
         last = epoch + 1 == args.epochs
         if not dist.main:
             dist.barrier()  # rank 0 evaluates and writes; the others wait for it
             continue
-        if x_val is not None and y_val is not None and ((epoch + 1) % args.val_every == 0
-                                                        or last):
-            cm = evaluate_model(shipped, x_val, y_val, classes.num_classes, device)
+        if data.x_val is not None and data.y_val is not None and (
+                (epoch + 1) % args.val_every == 0 or last):
+            cm = evaluate_model(t.shipped, data.x_val, data.y_val, data.classes.num_classes,
+                                device)
             miou = cm.miou()
             rec.update(val_miou=miou, val_pixel_acc=cm.pixel_accuracy(),
                        val_iou=[round(float(v), 4) for v in cm.iou()])
-            if miou > best:
-                best = miou
-                save_checkpoint(out / "best.pt", shipped,
+            if miou > t.best:
+                t.best = miou
+                save_checkpoint(out / "best.pt", t.shipped,
                                 {**meta, "epoch": epoch, "val_miou": miou})
         on_step(loss)
-        save_checkpoint(out / "last.pt", shipped, {**meta, "epoch": epoch},
-                        train_state_dict=model.state_dict(),
-                        ema=None if ema is None else ema.state_dict(),
-                        optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                        epoch=epoch, best_miou=best)
-        if last:
-            save_checkpoint(out / "final.pt", shipped, {**meta, "epoch": epoch,
-                                                        "picked_on": "none (fixed schedule)"})
+        save_epoch(out, t, meta, epoch, last)
         log.write(rec)
         dist.barrier()
-    log.write({"event": "done", "best_val_miou": best, "elapsed_s": round(time.time() - t0, 1)})
+    log.write({"event": "done", "best_val_miou": t.best,
+               "elapsed_s": round(time.time() - t0, 1)})
     log.close()
     if not dist.main:
         return 0
-    if x_val is None:
+    if data.x_val is None:
         print(f"final weights in {out / 'final.pt'} (no split was used to pick them)")
         return 0
-    print(f"best val mIoU {best:.4f}; checkpoints in {out}")
-    return 0 if math.isfinite(best) else 1
+    print(f"best val mIoU {t.best:.4f}; checkpoints in {out}")
+    return 0 if math.isfinite(t.best) else 1
