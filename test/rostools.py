@@ -40,9 +40,14 @@ def ros_session() -> Iterator[tuple[Context, SingleThreadedExecutor]]:
     try:
         yield ctx, ex
     finally:
+        nodes = list(ex.get_nodes())
         ex.shutdown(timeout_sec=2.0)
-        rclpy.shutdown(context=ctx)
         t.join(timeout=2.0)
+        # Destroyed, not left to the garbage collector: a node kept alive keeps its readers
+        # matched, and the next test's node would see them as subscribers.
+        for n in nodes:
+            n.destroy_node()
+        rclpy.shutdown(context=ctx)
 
 
 def image_msg(img: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "cam") -> Image:

@@ -79,3 +79,35 @@ def test_bools_are_not_numbers():
 def test_only_overlay_alpha_changes_at_run_time():
     """The node re-reads only these while running; the rest are read-only."""
     assert [p.name for p in PARAMETERS if p.dynamic] == ["overlay_alpha"]
+
+
+def test_backend_options_carry_their_name(tiny_onnx):
+    """The node names the parameter a backend refused from the error itself, not its text."""
+    from seg_perception.core.errors import OptionError, SegPerceptionError
+    from seg_perception.inference.factory import create_backend
+
+    for kw, option in (({"threads": 0}, "threads"), ({"precision": "bf16"}, "precision"),
+                       ({"backend": "cuda"}, "backend"),
+                       ({"backend": "onnxruntime", "dla_core": 0}, "dla_core")):
+        with pytest.raises(OptionError) as err:
+            create_backend(tiny_onnx, **kw).close()  # type: ignore[arg-type]
+        assert err.value.option == option, kw
+        assert isinstance(err.value, SegPerceptionError) and isinstance(err.value, ValueError)
+    from seg_perception.inference.segmenter import Segmenter
+
+    b = create_backend(tiny_onnx)
+    with pytest.raises(OptionError) as err:
+        Segmenter(b, (8, 8))
+    b.close()
+    assert err.value.option == "input_size"
+
+
+def test_a_file_that_is_no_model_is_a_model_error(tmp_path):
+    from seg_perception.core.errors import ModelError
+    from seg_perception.inference.modelinfo import read_model_info
+
+    bad = tmp_path / "m.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ModelError) as err:
+        read_model_info(bad)
+    assert err.value.path == bad
