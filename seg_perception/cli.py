@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
-from seg_perception.core.logs import ROOT
+from seg_perception.core.logs import print_to_stderr
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("seg_perception.training.train", "train the FCN on a CamVid-layout dataset"),
@@ -44,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seg-perception: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     # The package logs through stdlib logging (core.logs): a command prints its info lines.
-    logger = logging.getLogger(ROOT)
-    if not logger.handlers:
-        logger.addHandler(logging.StreamHandler(sys.stderr))
-        logger.setLevel(logging.INFO)
+    print_to_stderr()
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"seg-perception {name}",
                                      description=COMMANDS[name][1])

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 ROOT = "seg_perception"
 
@@ -49,6 +50,27 @@ class Forward(logging.Handler):
                 self.sink.debug(msg)
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (tests and tools swap it), not the one at start."""
+
+    @property  # a read-only view of sys.stderr
+    def stream(self) -> Any:  # noqa: ANN401 - a text stream
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def print_to_stderr() -> None:
+    """The command line's setting: the package's info lines on stderr, installed once."""
+    logger = logging.getLogger(ROOT)
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        logger.addHandler(_CurrentStderr())
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 @contextlib.contextmanager
