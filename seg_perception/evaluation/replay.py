@@ -162,15 +162,9 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
         raise RuntimeError(f"--live needs ROS 2 (rclpy, sensor_msgs): {exc}; source a ROS 2 "
                            "install or use the project's .venv") from exc
 
-    model = Path(cfg.model).resolve()
     transport = "compressed" if bag.compressed else "raw"
     pub_topic = bag.base_image_topic + COMPRESSED_SUFFIX if bag.compressed else bag.image_topic
-    node_args = [
-        "-p", f"model:={model}", "-p", f"backend:={cfg.backend}",
-        "-p", f"precision:={cfg.precision}", "-p", f"image_topic:={bag.base_image_topic}",
-        "-p", f"input_transport:={transport}", "-p", f"qos_reliability:={cfg.qos_reliability}",
-        "-p", f"threads:={cfg.threads}",
-    ]
+    node_args = _node_args(cfg, bag, transport)
     extra: dict = state["extra"]
     extra.update({"rate_hz": cfg.rate, "rate_source": "--rate" if cfg.rate else "recorded",
                   "input_transport": transport,
@@ -212,7 +206,7 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
 
     extra["node_log"] = str(cfg.out / "node.log")
     proc: NodeProcess | None = None
-    published = 0
+    published = [0]  # frames sent so far, kept by _replay even when it raises
     try:
         proc = NodeProcess(node_args, env, cfg.out / "node.log")
         extra["node_pid"] = proc.proc.pid
@@ -243,44 +237,11 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
                   f"{MASK_TOPIC} to match the recorder", proc)
         time.sleep(0.5)  # let both ends finish matching before the first frame
 
-        total = min(bag.image_count, cfg.max_frames) if cfg.max_frames else bag.image_count
-        conns = [c for c in reader.connections
-                 if c.topic in (bag.image_topic, bag.label_topic)]
-        raw_ok = bool(getattr(reader, "is2", True))
-        wall0 = bag0 = last_t = None
-        with tqdm(total=total, desc="replay", unit="frame", disable=not cfg.progress) as bar:
-            for conn, t, raw in bag_messages(reader, conns, bag.path):
-                msg = reader.deserialize(raw, conn.msgtype)
-                if conn.topic == bag.label_topic:
-                    try:
-                        tally.add_label(header_stamp(msg), decode_ids(msg))
-                    except FrameError:
-                        tally.bad_labels += 1
-                    continue
-                if published >= total:
-                    break
-                if wall0 is None:
-                    wall0, bag0 = time.perf_counter(), t
-                offset = published / cfg.rate if cfg.rate else (t - bag0) / 1e9
-                delay = wall0 + offset - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                if proc.returncode is not None:
-                    raise RuntimeError("during replay: " + proc.describe_exit())
-                last_t = t
-                stamp = header_stamp(msg)
-                tally.add_image(stamp, functools.partial(decode_message, msg))
-                data = bytes(raw) if raw_ok else bytes(ts.serialize_cdr(
-                    msg, COMPRESSED_TYPE if bag.compressed else IMAGE_TYPE))
-                tally.published(stamp, time.perf_counter())
-                pub.publish(data)
-                published += 1
-                bar.update(1)
-                bar.set_postfix(masks=len(tally.predicted), refresh=False)
-        if cfg.rate is None and published > 1 and last_t is not None and last_t > bag0:
-            extra["rate_hz"] = round((published - 1) / ((last_t - bag0) / 1e9), 3)
+        bag0, bag1 = _replay(cfg, reader, bag, tally, pub, proc, published)
+        if cfg.rate is None and published[0] > 1 and bag1 > bag0:
+            extra["rate_hz"] = round((published[0] - 1) / ((bag1 - bag0) / 1e9), 3)
         end = time.perf_counter() + cfg.grace_s
-        while time.perf_counter() < end and len(tally.predicted) < published:
+        while time.perf_counter() < end and len(tally.predicted) < published[0]:
             if proc.returncode is not None:
                 break
             time.sleep(0.02)
@@ -290,19 +251,8 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
         while diagnostics and last_diag[0] < done_at and time.perf_counter() < end:
             time.sleep(0.02)
     finally:
-        state["fps"] = tally.output_fps()
-        for status in diagnostics.values():
-            if "backend" in status:
-                state["backend"] = status["backend"]
-            if "precision" in status:
-                state["precision"] = status["precision"]
-        extra["node_diagnostics"] = diagnostics
-        for status in diagnostics.values():
-            counters = {k[len("total_"):]: int(v) for k, v in status.items()
-                        if k.startswith("total_") and v.isdigit()}
-            if counters:
-                extra["node_counters"] = counters
-        extra["published"] = published
+        _record_node(state, diagnostics, tally)
+        extra["published"] = published[0]
         extra["unexpected_masks"] = tally.unexpected_masks
         stop.set()
         spinner.join(2.0)
@@ -311,3 +261,73 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
         node.destroy_node()
         if ctx.ok():
             rclpy.shutdown(context=ctx)
+
+
+def _node_args(cfg: EvalConfig, bag: BagTopics, transport: str) -> list[str]:
+    """The node's ROS arguments for this replay."""
+    return [
+        "-p", f"model:={Path(cfg.model).resolve()}", "-p", f"backend:={cfg.backend}",
+        "-p", f"precision:={cfg.precision}", "-p", f"image_topic:={bag.base_image_topic}",
+        "-p", f"input_transport:={transport}", "-p", f"qos_reliability:={cfg.qos_reliability}",
+        "-p", f"threads:={cfg.threads}",
+    ]
+
+
+def _replay(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, pub: Any,
+            proc: NodeProcess, counter: list[int]) -> tuple[int, int]:
+    """Publishes the bag's images at the recorded timing (or ``cfg.rate``) and tallies its
+    labels; ``counter[0]`` counts what was published, even when this raises. Returns the bag
+    times (ns) of the first and last image published."""
+    total = min(bag.image_count, cfg.max_frames) if cfg.max_frames else bag.image_count
+    conns = [c for c in reader.connections if c.topic in (bag.image_topic, bag.label_topic)]
+    raw_ok = bool(getattr(reader, "is2", True))
+    ts = typestore()
+    wall0: float | None = None
+    bag0 = last_t = 0
+    with tqdm(total=total, desc="replay", unit="frame", disable=not cfg.progress) as bar:
+        for conn, t, raw in bag_messages(reader, conns, bag.path):
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == bag.label_topic:
+                try:
+                    tally.add_label(header_stamp(msg), decode_ids(msg))
+                except FrameError:
+                    tally.bad_labels += 1
+                continue
+            if counter[0] >= total:
+                break
+            if wall0 is None:
+                wall0, bag0 = time.perf_counter(), t
+            offset = counter[0] / cfg.rate if cfg.rate else (t - bag0) / 1e9
+            delay = wall0 + offset - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if proc.returncode is not None:
+                raise RuntimeError("during replay: " + proc.describe_exit())
+            last_t = t
+            stamp = header_stamp(msg)
+            tally.add_image(stamp, functools.partial(decode_message, msg))
+            data = bytes(raw) if raw_ok else bytes(ts.serialize_cdr(
+                msg, COMPRESSED_TYPE if bag.compressed else IMAGE_TYPE))
+            tally.published(stamp, time.perf_counter())
+            pub.publish(data)
+            counter[0] += 1
+            bar.update(1)
+            bar.set_postfix(masks=len(tally.predicted), refresh=False)
+    return bag0, last_t
+
+
+def _record_node(state: dict, diagnostics: dict[str, dict[str, str]], tally: Tally) -> None:
+    """What the node said about itself (its last /diagnostics) into the run's state."""
+    extra: dict = state["extra"]
+    state["fps"] = tally.output_fps()
+    for status in diagnostics.values():
+        if "backend" in status:
+            state["backend"] = status["backend"]
+        if "precision" in status:
+            state["precision"] = status["precision"]
+    extra["node_diagnostics"] = diagnostics
+    for status in diagnostics.values():
+        counters = {k[len("total_"):]: int(v) for k, v in status.items()
+                    if k.startswith("total_") and v.isdigit()}
+        if counters:
+            extra["node_counters"] = counters
