@@ -322,7 +322,7 @@ class SegmentationNode(Node):
                 msg.header = header
                 msg.height, msg.width = view.shape[:2]
                 msg.step = view.strides[0]
-                msg.data = self._renderer.buffers[name].data
+                msg.data = self._renderer.payload(name)
                 self._pubs[name].publish(msg)
             if name == "mask" and png:
                 ok, data = cv2.imencode(".png", view, PNG_FAST)

@@ -65,6 +65,11 @@ class OutputRenderer:
         self.buffers = {name: MessageBuffer() for name in (*MONO, *COLOUR)}
         self._scratch = MessageBuffer()
 
+    def payload(self, name: str) -> array.array:
+        """The message payload of output ``name``: the memory its rendered view lives in, so a
+        message takes it without a copy (valid until the next render at another size)."""
+        return self.buffers[name].data
+
     def iter_render(self, wanted: Iterable[str], small_ids: np.ndarray, rgb: np.ndarray,
                     alpha: float = 0.5, small_conf: np.ndarray | None = None
                     ) -> Iterator[tuple[str, np.ndarray]]:
