@@ -160,6 +160,7 @@ class SegmentationNode(Node):
             if self.cfg.publish_grid else None
         self._grid: GroundGrid | None = None
         self._grid_key: tuple | None = None
+        self._grid_msg: OccupancyGrid | None = None
         self._grid_note = "off" if not self.cfg.publish_grid else \
             f"waiting for camera_info on {self.cfg.camera_info_topic}"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -389,17 +390,21 @@ class SegmentationNode(Node):
             return
         cells = self._grid.render(small_ids, self._renderer.luts["drivable"],
                                   self._renderer.luts["obstacles"])
-        spec = self._grid.spec
-        msg = OccupancyGrid()
+        msg = self._grid_msg
+        if msg is None or msg.info.width * msg.info.height != cells.size:
+            # Reused per frame (publish copies it); the map's geometry is set once per grid.
+            spec = self._grid.spec
+            msg = self._grid_msg = OccupancyGrid()
+            msg.header.frame_id = self.cfg.grid_frame
+            msg.info.resolution = float(spec.resolution)
+            msg.info.width, msg.info.height = spec.cols, spec.rows
+            msg.info.origin.position.x = float(spec.x_range[0])
+            msg.info.origin.position.y = float(spec.y_range[0])
+            msg.info.origin.orientation.w = 1.0
+            msg.data = array.array("b", bytes(cells.size))
         msg.header.stamp = header.stamp
-        msg.header.frame_id = self.cfg.grid_frame
         msg.info.map_load_time = header.stamp
-        msg.info.resolution = float(spec.resolution)
-        msg.info.width, msg.info.height = spec.cols, spec.rows
-        msg.info.origin.position.x = float(spec.x_range[0])
-        msg.info.origin.position.y = float(spec.y_range[0])
-        msg.info.origin.orientation.w = 1.0
-        msg.data = array.array("b", cells.tobytes())
+        memoryview(msg.data).cast("B")[:] = cells.view(np.uint8).reshape(-1).data
         # why the ignore below: as above: created when publish_grid is on
         self._grid_pub.publish(msg)  # type: ignore[union-attr]
 
