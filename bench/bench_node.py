@@ -33,6 +33,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from seg_perception.inference.modelinfo import default_model_path  # noqa: E402
+from seg_perception.inference.segmenter import Segmented  # noqa: E402
 from seg_perception.node.node import SegmentationNode  # noqa: E402
 from seg_perception.node.outputs import COLOUR  # noqa: E402
 
@@ -83,11 +84,10 @@ def strip_node(node: SegmentationNode, stage: str) -> None:
     seg, renderer = node.segmenter, node._renderer
     ids = np.random.default_rng(0).integers(0, 11, seg.input_size, dtype=np.uint8)
 
-    def fixed_ids(rgb: np.ndarray, confidence: bool = False):  # noqa: ANN202, ARG001
-        seg.last_backend_s = 0.0
-        return rgb, ids, None
+    def fixed_ids(rgb: np.ndarray, confidence: bool = False) -> Segmented:  # noqa: ARG001
+        return Segmented(rgb, ids, None, 0.0)
 
-    seg.run_with_confidence = fixed_ids  # type: ignore[method-assign]
+    seg.run = fixed_ids  # type: ignore[method-assign]
     if stage == "publish-only":
         def as_they_are(wanted, small_ids, rgb, alpha=0.5, small_conf=None):  # noqa: ANN001, ANN202, ARG001
             for name in wanted:

@@ -497,7 +497,7 @@ def test_confidence_output(tiny_onnx, rng):
         msg = rec.msgs["/segmentation/confidence"][0][1]
         assert (msg.encoding, msg.height, msg.width) == ("mono8", 192, 256)
         assert stamp_ns(msg) == 5
-        _, ids, small = node.segmenter.run_with_confidence(f)
+        _, ids, small, _ = node.segmenter.run(f)
         want = cv2.resize(small, (256, 192), interpolation=cv2.INTER_LINEAR)
         np.testing.assert_array_equal(arr(msg), want)
         np.testing.assert_array_equal(arr(rec.msgs["/segmentation/mask"][0][1]),

@@ -28,14 +28,14 @@ def decode_ok() -> np.ndarray:
 def test_a_stale_frame_is_dropped_before_any_work():
     calls: list[str] = []
     r = serve_frame(0.6, 0.5, lambda: calls.append("decode") or RGB,
-                    lambda rgb: calls.append("process"), lambda: False)
+                    lambda rgb: calls.append("process") or 0.0, lambda: False)
     assert r.outcome is Outcome.STALE and calls == []
 
 
 def test_a_frame_at_the_age_limit_is_served():
     got: list[np.ndarray] = []
-    assert serve_frame(0.5, 0.5, decode_ok, got.append, lambda: False).outcome \
-        is Outcome.PUBLISHED
+    r = serve_frame(0.5, 0.5, decode_ok, lambda rgb: got.append(rgb) or 0.004, lambda: False)
+    assert r.outcome is Outcome.PUBLISHED and r.backend_s == 0.004
     assert got == [RGB]
 
 
@@ -43,7 +43,7 @@ def test_an_undecodable_frame_is_bad_with_the_reason():
     def bad() -> np.ndarray:
         raise FrameError("truncated data")
 
-    r = serve_frame(0.0, 0.5, bad, lambda rgb: None, lambda: False)
+    r = serve_frame(0.0, 0.5, bad, lambda rgb: 0.0, lambda: False)
     assert r.outcome is Outcome.BAD and r.detail == "truncated data"
 
 
@@ -51,26 +51,27 @@ def test_any_decoder_fault_is_bad_not_fatal():
     def broken() -> np.ndarray:
         raise MemoryError("cv2 ran out")
 
-    assert serve_frame(0.0, 0.5, broken, lambda rgb: None, lambda: False).outcome is Outcome.BAD
+    assert serve_frame(0.0, 0.5, broken, lambda rgb: 0.0, lambda: False).outcome is Outcome.BAD
 
 
 def test_a_backend_error_is_counted_and_the_next_frame_is_served():
     stats = NodeStats()
     fails = iter([True, False])
 
-    def process(rgb: np.ndarray) -> None:
+    def process(rgb: np.ndarray) -> float:
         if next(fails):
             raise RuntimeError("context is invalid")
+        return 0.005
 
     for _ in range(2):
         r = serve_frame(0.0, 0.5, decode_ok, process, lambda: False)
         stats.count(r.outcome.value) if r.outcome is not Outcome.PUBLISHED \
-            else stats.published(0.01, 0.005)
+            else stats.published(0.01, r.backend_s)
     assert stats.totals["errors"] == 1 and stats.totals["published"] == 1
 
 
 def test_an_error_while_closing_is_not_counted_as_one():
-    def process(rgb: np.ndarray) -> None:
+    def process(rgb: np.ndarray) -> float:
         raise RuntimeError("context is invalid")
 
     r = serve_frame(0.0, 0.5, decode_ok, process, lambda: True)

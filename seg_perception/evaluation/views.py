@@ -37,7 +37,7 @@ def planner_views(model: Path, frames: Sequence[OverlayFrame], backend: str = "o
         grid = GroundGrid(Intrinsics.from_fields(CAMVID_K, [], [], 480, 360).scaled(w, h),
                           CAMVID_POSE, GridSpec(0.1, (0.0, 30.0), (-10.0, 10.0)))
         for f in frames:
-            _, ids, conf = seg.run_with_confidence(f.rgb, with_conf)
+            _, ids, conf, _ = seg.run(f.rgb, with_conf)
             f.confidence = conf
             f.grid = grid.render(ids, drivable, obstacles).copy()
     finally:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from seg_perception.core.errors import OptionError
 from seg_perception.core.resize import resize_ids, resize_rgb
 from seg_perception.inference.backend import Backend
+
+
+class Segmented(NamedTuple):
+    """One frame through the model, everything at the model's input size."""
+
+    rgb: np.ndarray  # the resized frame (outputs at model resolution reuse it)
+    ids: np.ndarray
+    confidence: np.ndarray | None  # None unless asked for
+    backend_s: float  # the backend's own time, without resizing
 
 
 class Segmenter:
@@ -20,16 +30,13 @@ class Segmenter:
         if len(self.input_size) != 2 or min(self.input_size) < 16:
             raise OptionError("input_size", f"input_size must be [height, width] >= 16, got "
                               f"{self.input_size}")
-        self.last_backend_s = 0.0
 
     def infer_small(self, rgb: np.ndarray) -> np.ndarray:
-        """Ids at the model's input size; ``last_backend_s`` keeps the backend's own time."""
-        return self.run_with_confidence(rgb, False)[1]
+        """Ids at the model's input size."""
+        return self.run(rgb, False).ids
 
-    def run_with_confidence(self, rgb: np.ndarray, confidence: bool = True
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(resized frame, ids, confidence or None), all at the model's input size: outputs at
-        model resolution reuse the resized frame instead of shrinking it twice."""
+    def run(self, rgb: np.ndarray, confidence: bool = True) -> Segmented:
+        """The frame resized, its ids and (if asked) confidence, and the backend's time."""
         # why the ignore below: input_size is set (not None) once the backend is open
         x = resize_rgb(rgb, self.input_size)  # type: ignore[arg-type]
         t0 = time.perf_counter()
@@ -37,8 +44,7 @@ class Segmenter:
             ids, conf = self.backend.infer_with_confidence(x)
         else:
             ids, conf = self.backend.infer(x), None
-        self.last_backend_s = time.perf_counter() - t0
-        return x, ids, conf
+        return Segmented(x, ids, conf, time.perf_counter() - t0)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """Ids at the frame's size."""

@@ -274,8 +274,7 @@ class SegmentationNode(Node):
                              lambda: self._slot.closed)
         log = self.get_logger()
         if result.outcome is Outcome.PUBLISHED:
-            self.stats.published(time.monotonic() - frame.received,
-                                 self.segmenter.last_backend_s)
+            self.stats.published(time.monotonic() - frame.received, result.backend_s)
         elif result.outcome is not Outcome.SHUTDOWN:
             self.stats.count(result.outcome.value)
         if result.outcome is Outcome.BAD:
@@ -284,12 +283,14 @@ class SegmentationNode(Node):
         elif result.outcome is Outcome.ERROR:
             log.error(f"inference failed: {result.detail}", throttle_duration_sec=5.0)
 
-    def _process(self, header: Any, rgb: np.ndarray) -> None:
+    def _process(self, header: Any, rgb: np.ndarray) -> float:
+        """Segments and publishes one frame; returns the backend's own time."""
         conf = "confidence" in self._pubs and \
             self._pubs["confidence"].get_subscription_count() > 0
-        small_rgb, small_ids, small_conf = self.segmenter.run_with_confidence(rgb, conf)
-        out_rgb = rgb if self.cfg.output_resolution == "input" else small_rgb
-        self._publish(header, out_rgb, small_ids, small_conf)
+        s = self.segmenter.run(rgb, conf)
+        out_rgb = rgb if self.cfg.output_resolution == "input" else s.rgb
+        self._publish(header, out_rgb, s.ids, s.confidence)
+        return s.backend_s
 
     def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
         return decode_message(msg, self.cfg.max_input_pixels)

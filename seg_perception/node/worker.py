@@ -26,11 +26,13 @@ class Outcome(enum.Enum):
 class Served:
     outcome: Outcome
     detail: str = ""  # the exception's text for BAD and ERROR
+    backend_s: float = 0.0  # PUBLISHED: the backend's own time for this frame
 
 
 def serve_frame(age_s: float, max_age_s: float, decode: Callable[[], np.ndarray],
-                process: Callable[[np.ndarray], None], closing: Callable[[], bool]) -> Served:
-    """Runs one frame; no exception leaves this function."""
+                process: Callable[[np.ndarray], float], closing: Callable[[], bool]) -> Served:
+    """Runs one frame (``process`` returns the backend's time); no exception leaves this
+    function."""
     if age_s > max_age_s:
         return Served(Outcome.STALE)
     try:
@@ -38,9 +40,9 @@ def serve_frame(age_s: float, max_age_s: float, decode: Callable[[], np.ndarray]
     except Exception as exc:  # noqa: BLE001 - FrameError, or any decoder fault: a bad frame
         return Served(Outcome.BAD, str(exc))
     try:
-        process(rgb)
+        backend_s = process(rgb)
     except Exception as exc:  # noqa: BLE001 - a backend fault must not end the worker
         if closing():  # shutting down: the backend or its context went first
             return Served(Outcome.SHUTDOWN)
         return Served(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
-    return Served(Outcome.PUBLISHED)
+    return Served(Outcome.PUBLISHED, backend_s=backend_s)
