@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from seg_perception.core.fileio import atomic_write_bytes
+from seg_perception.core.logs import collected
 from seg_perception.inference.tensorrt.build import parse_version, plan_build, strongly_typed
 from seg_perception.inference.tensorrt.cache import (
     EngineKey,
@@ -61,8 +62,10 @@ def resolve(tmp_path: Path, key: EngineKey = KEY, builder: Builder | None = None
     builder = builder or Builder()
     logs = logs or Logs()
     path = tmp_path / key.file_name("seglite")
-    r = obtain_engine(path, key, builder, load, force, {"classes": ["Sky"]},
-                      logs.info.append, logs.warnings.append)
+    with collected() as lines:
+        r = obtain_engine(path, key, builder, load, force, {"classes": ["Sky"]})
+    logs.info += [m for m in lines if not m.startswith("WARN ")]
+    logs.warnings += [m.removeprefix("WARN ") for m in lines if m.startswith("WARN ")]
     return r, builder, logs
 
 
@@ -148,11 +151,10 @@ def test_failed_build_leaves_the_old_engine_untouched(tmp_path):
         raise RuntimeError("builder crashed")
 
     with pytest.raises(RuntimeError, match="builder crashed"):
-        obtain_engine(r.path, KEY, broken, load, True, None, lambda m: None, lambda m: None)
+        obtain_engine(r.path, KEY, broken, load, True, None)
     assert check_engine(r.path, KEY) == (None, b.payload)
     with pytest.raises(RuntimeError, match="does not deserialise"):
-        obtain_engine(r.path, KEY, lambda: b"garbage", load, True, None, lambda m: None,
-                      lambda m: None)
+        obtain_engine(r.path, KEY, lambda: b"garbage", load, True, None)
     assert check_engine(r.path, KEY) == (None, b.payload)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
@@ -262,8 +264,7 @@ def _node_opening_the_cache(path: str, key: dict, builds: str, go) -> None:
         return MAGIC + b"engine-v2"
 
     go.wait()
-    obtain_engine(path, EngineKey.from_dict(key), build, load, False, None,
-                  lambda m: None, lambda m: None)
+    obtain_engine(path, EngineKey.from_dict(key), build, load, False, None)
 
 
 @pytest.mark.parametrize("before", ["missing", "stale", "corrupt"])
