@@ -73,3 +73,23 @@ def tiny_onnx(tiny_checkpoint: Path) -> Path:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+_OPEN_LOGS: list = []
+
+
+def logs() -> tuple[list[str], dict]:
+    """This thread's package log lines from here to the end of the test (warnings: WARN)."""
+    from seg_perception.core.logs import collected
+
+    ctx = collected(this_thread=True)
+    out = ctx.__enter__()
+    _OPEN_LOGS.append(ctx)
+    return out, {}
+
+
+@pytest.fixture(autouse=True)
+def _close_logs():  # noqa: ANN202 - a pytest generator fixture
+    yield
+    while _OPEN_LOGS:
+        _OPEN_LOGS.pop().__exit__(None, None, None)

@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import camvid_root, needs_camvid
-from seg_perception.core.logs import collected
+from conftest import camvid_root, logs, needs_camvid
 from seg_perception.inference.backend import BACKENDS
 from seg_perception.inference.factory import (
     choose_backend,
@@ -59,22 +58,6 @@ def model_dir(tiny_checkpoint, tiny_onnx, tmp_path) -> Path:
     return tmp_path
 
 
-_OPEN_LOGS: list = []
-
-
-def logs() -> tuple[list[str], dict]:
-    """This thread's package log lines from here to the end of the test (warnings: WARN)."""
-    ctx = collected(this_thread=True)
-    out = ctx.__enter__()
-    _OPEN_LOGS.append(ctx)
-    return out, {}
-
-
-@pytest.fixture(autouse=True)
-def _close_logs():
-    yield
-    while _OPEN_LOGS:
-        _OPEN_LOGS.pop().__exit__(None, None, None)
 
 
 # -- contract and errors ---------------------------------------------------------------------------

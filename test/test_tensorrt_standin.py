@@ -29,7 +29,7 @@ from standin._plan import payload, peek
 from standin.install import build
 from standin_fixtures import trt_standin_fixture  # noqa: F401 - provides `trt_standin`
 
-from seg_perception.core.logs import collected
+from conftest import logs
 from seg_perception.inference.factory import create_backend, tensorrt_available
 from seg_perception.inference.tensorrt.cache import check_engine, sidecar_path, write_engine
 
@@ -44,22 +44,6 @@ def frames(n: int = 3, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8) for _ in range(n)]
 
 
-_OPEN_LOGS: list = []
-
-
-def logs() -> tuple[list[str], dict]:
-    """This thread's package log lines from here to the end of the test (warnings: WARN)."""
-    ctx = collected(this_thread=True)
-    out = ctx.__enter__()
-    _OPEN_LOGS.append(ctx)
-    return out, {}
-
-
-@pytest.fixture(autouse=True)
-def _close_logs():
-    yield
-    while _OPEN_LOGS:
-        _OPEN_LOGS.pop().__exit__(None, None, None)
 
 
 def open_trt(model: Path, precision: str = "fp16", **kw) -> tuple[object, list[str]]:
