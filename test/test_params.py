@@ -12,7 +12,7 @@ import yaml
 from seg_perception.core.classes import CAMVID
 from seg_perception.core.errors import ConfigError
 from seg_perception.node.config import NodeConfig, checked, validate
-from seg_perception.node.params import BY_NAME, FROM_MODEL, PARAMETERS, markdown_table
+from seg_perception.node.params import BY_NAME, FROM_MODEL, OUTPUTS, PARAMETERS, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG_TYPE = {"bool": "yes", "int": 2.5, "float": "fast", "str": 3, "int[]": "360x480",
@@ -42,10 +42,16 @@ def test_readme_holds_the_generated_table():
         "`python -m seg_perception.node.params`")
 
 
-def test_defaults_validate_and_every_field_is_filled():
+def test_every_parameter_lands_in_a_config_field_and_back():
+    """A parameter added to the table but not to NodeConfig (or the reverse) fails here."""
+    lands = {"drivable_classes": "drivable_ids", "obstacle_classes": "obstacle_ids",
+             **{f"publish_{o}": "outputs" for o in OUTPUTS}}
+    assert {lands.get(p.name, p.name) for p in PARAMETERS} == {
+        f.name for f in dataclasses.fields(NodeConfig)}
+
+
+def test_defaults_validate():
     cfg = validate({}, CAMVID)
-    assert {f.name for f in dataclasses.fields(NodeConfig)} == {
-        f for f in vars(cfg)}
     assert cfg.drivable_ids == tuple(CAMVID.ids_of(CAMVID.drivable))
     assert cfg.outputs == {"mask", "color", "drivable", "obstacles"}
 
