@@ -103,6 +103,30 @@ def test_resume_continues_where_it_stopped(dataset, tmp_path):
     assert [r["start_epoch"] for r in log if r["event"] == "start"] == [0, 2]
 
 
+def test_init_starts_a_new_stage_from_earlier_weights(trained, dataset, tmp_path):
+    """A warm restart: the first epoch starts where the earlier stage ended (its loss is far
+    below a fresh start's), the schedule is new, and the metadata names the earlier stage."""
+    assert train(dataset, tmp_path, 1, "--init", str(trained / "best.pt"), "--seed", "1") == 0
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    first = json.loads((trained / "train_log.jsonl").read_text().splitlines()[1])
+    stage2 = [r for r in log if r["event"] == "epoch"]
+    assert [r["epoch"] for r in stage2] == [0]
+    assert stage2[0]["loss"] < 0.5 * first["loss"], (stage2[0]["loss"], first["loss"])
+    meta = load_checkpoint(tmp_path / "best.pt")["meta"]
+    earlier = meta["recipe"]["init_from"]
+    assert earlier["path"] == str(trained / "best.pt")
+    assert earlier["recipe"]["epochs"] == 12 and earlier["recipe"]["seed"] == 0
+    assert meta["mean"] == load_checkpoint(trained / "best.pt")["meta"]["mean"]
+
+
+def test_init_refuses_another_architecture(trained, dataset, tmp_path, capsys):
+    rc = cli(["train", "--data", str(dataset), "--out", str(tmp_path), "--epochs", "1",
+              "--widths", "8", "16", "24", "48", "--depth16", "2", "--threads", "1",
+              "--init", str(trained / "best.pt")])
+    assert rc == 1
+    assert "--init" in capsys.readouterr().err
+
+
 def test_export_metadata_and_parity(trained, dataset, tmp_path):
     path = export_onnx(trained / "best.pt", tmp_path / "toy.onnx", with_logits=True)
     model = onnx.load(str(path))

@@ -72,6 +72,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start a new schedule from these weights (a warm restart: a further "
+                        "stage of a fixed multi-stage schedule); the architecture must match")
     p.add_argument("--val-every", type=int, default=1)
 
 
@@ -240,6 +243,7 @@ class Data:
     y_val: np.ndarray | None
     weights: np.ndarray  # class weights of the loss, from the training frames
     meta: dict[str, Any]  # checkpoint metadata (architecture, classes, normalisation, size)
+    init: dict[str, Any] | None = None  # the --init checkpoint, checked against ``meta``
 
 
 def load_data(args: argparse.Namespace, val_split: str | None) -> Data:
@@ -255,7 +259,20 @@ def load_data(args: argparse.Namespace, val_split: str | None) -> Data:
         "input_size": [int(x_train.shape[1]), int(x_train.shape[2])],
     }
     weights = class_weights(y_train, classes.num_classes, args.class_weight_c)
-    return Data(classes, x_train, y_train, x_val, y_val, weights, meta)
+    init = _load_init(args.init, meta) if getattr(args, "init", None) else None
+    if init is not None:  # the weights carry their normalisation: the metadata must agree
+        meta["mean"], meta["std"] = init["meta"]["mean"], init["meta"]["std"]
+    return Data(classes, x_train, y_train, x_val, y_val, weights, meta, init)
+
+
+def _load_init(path: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The --init checkpoint, if its network and classes are this run's."""
+    ck = load_checkpoint(path)
+    for key in ("arch", "arch_kwargs", "classes", "input_size"):
+        if ck["meta"][key] != meta[key]:
+            raise ValueError(f"--init {path}: its {key} {ck['meta'][key]!r} is not this run's "
+                             f"{meta[key]!r}")
+    return ck
 
 
 @dataclass
@@ -286,6 +303,8 @@ def build_trainee(args: argparse.Namespace, data: Data, dist: Distributed,
     if ck is not None:  # weights before DDP broadcasts rank 0's
         model.load_state_dict(ck["train_state_dict"] if "train_state_dict" in ck
                               else ck["state_dict"])
+    elif data.init is not None:  # the EMA below starts from these weights too
+        model.load_state_dict(data.init["state_dict"])
     trained = dist.wrap(model)
     # SyncBN conversion copies the network: the plain one is DDP's ``module``.
     model = cast(torch.nn.Module, trained.module) if trained is not model else model
@@ -347,6 +366,11 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
               if k not in ("func",)}
     recipe["command"] = "seg-perception train " + " ".join(sys.argv[2:] if len(sys.argv) > 2
                                                            else [])
+    if data.init is not None:  # the earlier stages, so the shipped file names its whole schedule
+        init_meta = data.init["meta"]
+        recipe["init_from"] = {"path": str(args.init), "epoch": init_meta.get("epoch"),
+                               "picked_on": init_meta.get("picked_on"),
+                               "recipe": init_meta.get("recipe")}
     meta = {**data.meta, "recipe": recipe}
     log = _Log(out / "train_log.jsonl" if dist.main else None)
     log.write({"event": "start", "recipe": recipe, "params": count_params(t.model),
