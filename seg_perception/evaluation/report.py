@@ -205,16 +205,9 @@ def write_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequenc
           "- mode: " + ("live, replayed through the ROS 2 node; latency is from publishing a "
                         "frame to receiving its mask" if live else
                         "offline, backend called directly; latency is per-frame inference"), ""]
-    rows = [
-        ("mIoU", _fmt(metrics["miou"])),
-        ("pixel accuracy", _fmt(metrics["pixel_accuracy"])),
-        ("frames", str(metrics["frames"])),
-        ("frames scored", str(metrics["frames_scored"])),
-        ("dropped (no mask)", str(metrics["dropped"])),
-        ("labels without a matching image", str(metrics.get("labels_without_image", 0))),
+    rows = _score_rows(metrics, "") + [
         ("images without a label", str(metrics.get("images_without_label", 0))),
-        ("latency p50 / p95 / p99 / max (ms)",
-         " / ".join(_fmt(lat[k], ".1f") for k in ("p50", "p95", "p99", "max"))),
+        ("latency p50 / p95 / p99 / max (ms)", _percentiles(lat)),
         ("throughput (fps)", _fmt(metrics["fps"], ".1f")),
     ]
     if live and metrics.get("rate_hz"):
@@ -225,11 +218,7 @@ def write_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequenc
         rows.append(("node's own count: received / published / dropped / lost",
                      " / ".join(str(nc.get(k, "?")) for k in
                                 ("received", "published", "dropped", "lost"))))
-    for key, what in (("bad_frames", "undecodable images"), ("bad_labels", "undecodable labels"),
-                      ("size_mismatch", "prediction/label size mismatches"),
-                      ("duplicate_image_stamps", "duplicate image stamps")):
-        if metrics.get(key):
-            rows.append((what, str(metrics[key])))
+    rows += _defect_rows(metrics)
     L += ["## Summary", ""] + _md_table(rows, ("metric", "value")) + [""]
     L += ["mIoU is computed from one confusion matrix over all scored pixels (label 255 is not "
           "scored); classes absent from both labels and predictions are left out of the mean.",
@@ -254,6 +243,28 @@ def write_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: Sequenc
     path = out / "report.md"
     path.write_text("\n".join(L))
     return path
+
+
+def _score_rows(metrics: dict, qualifier: str) -> list[tuple[str, str]]:
+    """The rows a bag's report and a fleet's report share: scores and frame counts."""
+    return [(f"mIoU{qualifier}", _fmt(metrics["miou"])),
+            (f"pixel accuracy{qualifier}", _fmt(metrics["pixel_accuracy"])),
+            ("frames", str(metrics["frames"])),
+            ("frames scored", str(metrics["frames_scored"])),
+            ("dropped (no mask)", str(metrics["dropped"])),
+            ("labels without a matching image", str(metrics.get("labels_without_image", 0)))]
+
+
+def _percentiles(lat: dict) -> str:
+    return " / ".join(_fmt(lat[k], ".1f") for k in ("p50", "p95", "p99", "max"))
+
+
+def _defect_rows(metrics: dict) -> list[tuple[str, str]]:
+    """Counts of malformed input, shown only where there was some."""
+    return [(what, str(metrics[key])) for key, what in (
+        ("bad_frames", "undecodable images"), ("bad_labels", "undecodable labels"),
+        ("size_mismatch", "prediction/label size mismatches"),
+        ("duplicate_image_stamps", "duplicate image stamps")) if metrics.get(key)]
 
 
 def _md_grid(head: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -300,25 +311,14 @@ def write_fleet_report(out: Path, metrics: dict, cm: np.ndarray, latencies_ms: S
           f"bags evaluated in {_fmt(timing.get('bags_s'), '.1f')} s after "
           f"{_fmt(timing.get('cluster_start_s'), '.1f')} s of Dask start-up and "
           f"{_fmt(timing.get('workers_start_s'), '.1f')} s of worker start-up", ""]
-    rows = [
-        ("mIoU (pooled)", _fmt(metrics["miou"])),
-        ("pixel accuracy (pooled)", _fmt(metrics["pixel_accuracy"])),
-        ("frames", str(metrics["frames"])),
-        ("frames scored", str(metrics["frames_scored"])),
-        ("dropped (no mask)", str(metrics["dropped"])),
-        ("labels without a matching image", str(metrics.get("labels_without_image", 0))),
-        ("latency p50 / p95 / p99 / max (ms)",
-         " / ".join(_fmt(lat[k], ".1f") for k in ("p50", "p95", "p99", "max"))),
+    rows = _score_rows(metrics, " (pooled)") + [
+        ("latency p50 / p95 / p99 / max (ms)", _percentiles(lat)),
         ("per-worker fps" if not live else "output fps (frame-weighted over bags)",
          _fmt(metrics["fps"], ".1f")),
         ("fleet throughput (frames/s, all workers, reports included)",
          _fmt(metrics.get("throughput_fps"), ".1f")),
     ]
-    for key, what in (("bad_frames", "undecodable images"), ("bad_labels", "undecodable labels"),
-                      ("size_mismatch", "prediction/label size mismatches"),
-                      ("duplicate_image_stamps", "duplicate image stamps")):
-        if metrics.get(key):
-            rows.append((what, str(metrics[key])))
+    rows += _defect_rows(metrics)
     L += ["## Pooled over all bags", ""] + _md_table(rows, ("metric", "value")) + [""]
     L += ["The confusion matrices of the bags are summed and mIoU is computed from the sum, so "
           "every scored pixel weighs the same whichever bag it is in (not a mean of per-bag "
