@@ -178,6 +178,9 @@ def test_torch_cpu_matches_onnxruntime(model_dir):
         frames = frames_for(ref.info.input_size)
         assert agreement(ref, tb, frames) >= PARITY
         assert agreement(ref, direct, frames) >= PARITY
+        for f in frames:  # ids alone (no softmax) are the ids of the two-output graph
+            ids, conf = tb.infer_with_confidence(f)
+            assert np.array_equal(tb.infer(f), ids) and conf.dtype == np.uint8
     finally:
         for b in (ref, tb, direct):
             b.close()

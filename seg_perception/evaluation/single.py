@@ -58,7 +58,8 @@ def evaluate(cfg: EvalConfig, backend: Backend | None = None,
             (cfg.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             try:
                 shown = sorted(tally.overlays.values(), key=lambda o: o.index)
-                planner_views(model, shown, threads=cfg.threads)
+                planner_views(model, shown, threads=cfg.threads,
+                              backend=None if cfg.live else backend)
                 write_report(cfg.out, metrics, tally.cm.mat, tally.latencies_ms, info.classes,
                              shown)
             except Exception as rexc:  # noqa: BLE001 - never hide the error that stopped the run

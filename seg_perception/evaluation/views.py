@@ -8,6 +8,7 @@ from pathlib import Path
 from seg_perception.core.geometry import GridSpec, GroundGrid, Intrinsics
 from seg_perception.core.masks import group_lut
 from seg_perception.evaluation.tally import OverlayFrame
+from seg_perception.inference.backend import Backend
 from seg_perception.inference.factory import create_backend
 from seg_perception.inference.segmenter import Segmenter
 from seg_perception.model.contract import CONFIDENCE_NAME
@@ -21,12 +22,16 @@ CAMVID_K = (400.0, 0.0, 239.5, 0.0, 400.0, 179.5, 0.0, 0.0, 1.0)
 CAMVID_POSE = (0.0, 0.0, 1.3, 0.0, 0.02, 0.0)
 
 
-def planner_views(model: Path, frames: Sequence[OverlayFrame], backend: str = "onnxruntime",
-                  threads: int = 2) -> None:
-    """Fills each frame's confidence and flat-ground grid, for the report's pictures."""
+def planner_views(model: Path, frames: Sequence[OverlayFrame], threads: int = 2,
+                  backend: Backend | None = None) -> None:
+    """Fills each frame's confidence and flat-ground grid, for the report's pictures.
+
+    ``backend``: an open one to use and leave open (a fleet worker's, shared by its bags);
+    otherwise an ONNX Runtime FP32 one is opened for these few frames and closed.
+    """
     if not frames:
         return
-    b = create_backend(model, backend, "fp32", threads)
+    b = backend if backend is not None else create_backend(model, "onnxruntime", "fp32", threads)
     try:
         with_conf = CONFIDENCE_NAME in b.info.outputs
         seg = Segmenter(b)
@@ -41,4 +46,5 @@ def planner_views(model: Path, frames: Sequence[OverlayFrame], backend: str = "o
             f.confidence = conf
             f.grid = grid.render(ids, drivable, obstacles).copy()
     finally:
-        b.close()
+        if b is not backend:
+            b.close()

@@ -89,10 +89,17 @@ class TorchBackend:
         self._torch = torch
 
     def infer(self, image: np.ndarray) -> np.ndarray:
-        return self.infer_with_confidence(image)[0]
+        """Class ids only: the confidence's softmax is not computed."""
+        return self._run(image, with_confidence=False)[0]
 
     def infer_with_confidence(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ids, confidence): the same graph as the exported model's two outputs."""
+        ids, conf = self._run(image, with_confidence=True)
+        assert conf is not None
+        return ids, conf
+
+    def _run(self, image: np.ndarray,
+             with_confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
         torch = self._torch
         x = torch.from_numpy(np.ascontiguousarray(image)[None])
         with torch.inference_mode():
@@ -100,6 +107,8 @@ class TorchBackend:
                 x = x.to(self.device, non_blocking=True)
             with torch.autocast("cuda", dtype=torch.float16,
                                 enabled=self.device.type == "cuda" and self.precision == "fp16"):
+                if not with_confidence:
+                    return self.wrapper.labels(x)[0].cpu().numpy(), None
                 labels, conf = self.wrapper(x)[:2]
             return labels[0].cpu().numpy(), conf[0].cpu().numpy()
 
