@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import camvid_root, needs_camvid
+from conftest import ROOT, camvid_root, needs_camvid
 from seg_perception.cli import main as cli
 from seg_perception.inference.modelinfo import read_model_info
 from seg_perception.model.checkpoint import load_checkpoint, load_model
@@ -228,3 +228,25 @@ def test_torchrun_two_cpu_processes(dataset, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log if e["event"] == "epoch"] == list(range(7))
+
+
+def test_shipped_model_follows_the_release_rules():
+    """The bundled model: every stage of its schedule trained on train+val and picked on no
+    split, at most 1.2 M parameters, and the three bundled files under 10 MB together."""
+    from seg_perception.model.network import count_params
+
+    engines = ROOT / "engines"
+    ck = load_checkpoint(engines / "seglite_camvid.pt")
+    meta, stage = ck["meta"], ck["meta"]
+    assert meta["picked_on"] == "none (fixed schedule)"
+    recipe = meta["recipe"]
+    while recipe is not None:
+        assert recipe["train_splits"] == ["train", "val"] and recipe["val_split"] == "none"
+        assert stage["picked_on"] == "none (fixed schedule)"
+        assert stage["epoch"] + 1 == recipe["epochs"], "a stage shipped before its schedule ended"
+        stage = recipe.get("init_from") or {}
+        recipe = stage.get("recipe")
+    model, _ = load_model(engines / "seglite_camvid.pt")
+    assert count_params(model) <= 1_200_000
+    files = ["seglite_camvid.pt", "seglite_camvid.onnx", "seglite_camvid.int8.onnx"]
+    assert sum((engines / f).stat().st_size for f in files) < 10_000_000
