@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     classes = dataset_classes(args.data)
     images, labels = load_split(args.data, args.split, classes)
     backends = [OnnxRuntimeBackend(m, threads=args.threads) for m in args.models]
-    names = [m.name if m.name != args.models[1].name else str(m) for m in args.models]
+    same = args.models[0].name == args.models[1].name  # then the paths tell them apart
+    names = [str(m) if same else m.name for m in args.models]
     print(f"{len(images)} {args.split} frames; mIoU % per shift")
     print(f"{'shift':30s} {names[0]:>24s} {names[1]:>24s}")
     try:

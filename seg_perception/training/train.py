@@ -259,7 +259,7 @@ def load_data(args: argparse.Namespace, val_split: str | None) -> Data:
         "input_size": [int(x_train.shape[1]), int(x_train.shape[2])],
     }
     weights = class_weights(y_train, classes.num_classes, args.class_weight_c)
-    init = _load_init(args.init, meta) if getattr(args, "init", None) else None
+    init = _load_init(args.init, meta) if args.init else None
     if init is not None:  # the weights carry their normalisation: the metadata must agree
         meta["mean"], meta["std"] = init["meta"]["mean"], init["meta"]["std"]
     return Data(classes, x_train, y_train, x_val, y_val, weights, meta, init)
