@@ -15,6 +15,7 @@ from seg_perception.cli import main as cli
 from seg_perception.inference.modelinfo import read_model_info
 from seg_perception.model.checkpoint import load_checkpoint, load_model
 from seg_perception.optimize.export import export_onnx, parity
+from seg_perception.training.train import autocast_dtype
 
 CLASSES = {"names": ["sky", "road", "car"], "palette": [[0, 0, 255], [90, 90, 90], [255, 0, 0]],
            "ignore_id": 7, "drivable": ["road"], "obstacles": ["car"]}
@@ -117,6 +118,29 @@ def test_init_starts_a_new_stage_from_earlier_weights(trained, dataset, tmp_path
     assert earlier["path"] == str(trained / "best.pt")
     assert earlier["recipe"]["epochs"] == 12 and earlier["recipe"]["seed"] == 0
     assert meta["mean"] == load_checkpoint(trained / "best.pt")["meta"]["mean"]
+
+
+def test_autocast_resolves_to_bf16_only_where_the_hardware_has_it():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype("auto", cpu, has_bf16=lambda: False) is None
+    assert autocast_dtype("auto", cpu, has_bf16=lambda: True) is torch.bfloat16
+    assert autocast_dtype("auto", cuda, has_bf16=lambda: False) is torch.bfloat16
+    assert autocast_dtype("bf16", cpu, has_bf16=lambda: False) is torch.bfloat16
+    assert autocast_dtype("off", cuda, has_bf16=lambda: True) is None
+    with pytest.raises(ValueError, match="--autocast"):
+        autocast_dtype("fp16", cpu)
+
+
+def test_bf16_autocast_trains_and_says_so(dataset, tmp_path):
+    """Forced bf16 on any CPU (emulated where it lacks bf16 units): the loss falls, the weights
+    stay fp32, and the recipe records the dtype it really trained in."""
+    assert train(dataset, tmp_path, 3, "--autocast", "bf16") == 0
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if r["event"] == "epoch"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    ck = load_checkpoint(tmp_path / "last.pt")
+    assert ck["meta"]["recipe"]["autocast_dtype"] == "bfloat16"
+    assert all(v.dtype in (torch.float32, torch.int64) for v in ck["state_dict"].values())
 
 
 def test_init_refuses_another_architecture(trained, dataset, tmp_path, capsys):

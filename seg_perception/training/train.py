@@ -1,8 +1,9 @@
 """``seg-perception train``, in torchvision-reference steps: ``train_one_epoch``, ``run``.
 
 Random scale/crop/flip and photometric augmentation, ENet class weighting, AdamW with warm-up and
-poly decay, an exponential moving average of the weights (what gets shipped), bf16 autocast on
-CUDA, a progress bar, ``last.pt`` every epoch (resumable), and a JSON-lines log with the recipe.
+poly decay, an exponential moving average of the weights (what gets shipped), bf16 autocast
+where the hardware computes in bf16 (CUDA, or a CPU with AVX-512 BF16 or AMX), a progress bar,
+``last.pt`` every epoch (resumable), and a JSON-lines log with the recipe.
 
 Two ways to pick the shipped weights: with a held-out ``--val-split``, ``best.pt`` is the best
 epoch on it (a study); training on every labelled split (``--train-splits train val
@@ -71,11 +72,35 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--autocast", choices=AUTOCAST, default="auto",
+                   help="bf16 autocast: auto (on CUDA and on CPUs with native bf16), bf16, off")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start a new schedule from these weights (a warm restart: a further "
                         "stage of a fixed multi-stage schedule); the architecture must match")
     p.add_argument("--val-every", type=int, default=1)
+
+
+AUTOCAST = ("auto", "bf16", "off")
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 matrix units: without them bf16 is emulated on the CPU and slower than fp32."""
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, name, lambda: False)())
+               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def autocast_dtype(choice: str, device: torch.device,
+                   has_bf16: Any = cpu_has_bf16) -> torch.dtype | None:
+    """The dtype ``--autocast`` resolves to on ``device`` (None: train in fp32)."""
+    if choice not in AUTOCAST:
+        raise ValueError(f"--autocast must be one of {', '.join(AUTOCAST)}, got {choice!r}")
+    if choice == "off":
+        return None
+    if choice == "bf16" or device.type == "cuda" or (device.type == "cpu" and has_bf16()):
+        return torch.bfloat16
+    return None
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:
@@ -123,13 +148,12 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
                     opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
                     data: Iterator[tuple[torch.Tensor, torch.Tensor]],
                     ema: AveragedModel | None, device: torch.device,
-                    on_step: Any = None) -> float:
-    """Returns the epoch's mean loss."""
+                    on_step: Any = None, amp: torch.dtype | None = None) -> float:
+    """Returns the epoch's mean loss; ``amp`` is the autocast dtype (None: fp32)."""
     model.train()
-    amp = device.type == "cuda"
     losses: list[float] = []
     for x, y in data:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = model(x)
             logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
                                    align_corners=False)
@@ -342,6 +366,7 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
         torch.set_num_threads(args.threads)
     if not 0.0 <= args.ema < 1.0:
         raise ValueError(f"--ema must be in [0, 1), got {args.ema}")
+    amp = autocast_dtype(args.autocast, device)
     val_split = None if args.val_split.lower() == "none" else args.val_split
     if val_split in args.train_splits:
         raise ValueError(f"--val-split {val_split!r} is also a training split: picking a "
@@ -364,6 +389,7 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
                                      ignore_index=IGNORE_LABEL)
     recipe = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
               if k not in ("func",)}
+    recipe["autocast_dtype"] = "fp32" if amp is None else str(amp).removeprefix("torch.")
     recipe["command"] = "seg-perception train " + " ".join(sys.argv[2:] if len(sys.argv) > 2
                                                            else [])
     if data.init is not None:  # the earlier stages, so the shipped file names its whole schedule
@@ -398,7 +424,7 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
         loss = train_one_epoch(t.trained, crit, t.opt, t.sched,
                                batches(data.x_train, data.y_train, aug, args.batch_size, rng,
                                        device, dist.rank, dist.world),
-                               t.ema, device, on_step)
+                               t.ema, device, on_step, amp)
         rec: dict[str, Any] = {"event": "epoch", "epoch": epoch, "loss": loss,
                                "lr": t.sched.get_last_lr()[0],
                                "elapsed_s": round(time.time() - t0, 1)}
