@@ -13,38 +13,35 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from seg_perception.core.metrics import ConfusionMatrix
+from seg_perception.datasets import photometric as ph
 from seg_perception.datasets.camvid import dataset_classes, load_split
 from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 
 
-def _gamma(g: float) -> Callable[[np.ndarray], np.ndarray]:
-    lut = (255.0 * (np.arange(256) / 255.0) ** g + 0.5).astype(np.uint8)
-    return lambda im: lut[im]
-
-
-def _cast(rgb: tuple[float, float, float]) -> Callable[[np.ndarray], np.ndarray]:
-    gain = np.array(rgb, np.float32)
-    return lambda im: np.clip(im * gain, 0, 255).astype(np.uint8)
+def _float(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A colour change on float frames applied to a uint8 frame, as training applies it."""
+    return lambda im: ph.to_uint8(fn(im.astype(np.float32)))
 
 
 def _noise(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
     rng = np.random.default_rng(0)
-    return lambda im: np.clip(im + rng.normal(0, sigma, im.shape), 0, 255).astype(np.uint8)
+    return lambda im: ph.noise(im, sigma, rng)
 
 
 SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda im: im,
-    "dusk (gamma 1.8)": _gamma(1.8),
-    "glare (gamma 0.55)": _gamma(0.55),
-    "warm cast (1.15, 1.0, 0.8)": _cast((1.15, 1.0, 0.8)),
-    "blue cast (0.85, 0.95, 1.2)": _cast((0.85, 0.95, 1.2)),
-    "blur (sigma 1.5)": lambda im: cv2.GaussianBlur(im, (0, 0), 1.5),
+    "dusk (gamma 1.8)": _float(lambda f: ph.gamma(f, 1.8)),
+    "glare (gamma 0.55)": _float(lambda f: ph.gamma(f, 0.55)),
+    "warm cast (1.15, 1.0, 0.8)": _float(lambda f: ph.colour_cast(f, (1.15, 1.0, 0.8))),
+    "blue cast (0.85, 0.95, 1.2)": _float(lambda f: ph.colour_cast(f, (0.85, 0.95, 1.2))),
+    "blur (sigma 1.5)": lambda im: ph.blur(im, 1.5),
     "noise (sigma 12)": _noise(12.0),
 }
+"""The training augmentation's own changes (``datasets.photometric``) at fixed strengths, some
+outside its training range (gamma 0.7-1.4, cast 0.85-1.15, blur 0.3-1.2, noise 2-8)."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from seg_perception.core.classes import CAMVID, IGNORE_LABEL, ClassSet
+from seg_perception.datasets import photometric as ph
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CLASS_FILE = "classes.json"
@@ -138,25 +139,21 @@ class Augment:
     def _colour(self, img: np.ndarray) -> np.ndarray:
         r, j = self.rng, self.jitter
         f = img.astype(np.float32)
-        f *= r.uniform(1 - j, 1 + j)  # brightness
-        mean = f.mean()
-        f = (f - mean) * r.uniform(1 - j, 1 + j) + mean  # contrast
-        grey = f.mean(axis=2, keepdims=True)
-        f = (f - grey) * r.uniform(1 - j, 1 + j) + grey  # saturation
+        f = ph.brightness(f, r.uniform(1 - j, 1 + j))
+        f = ph.contrast(f, r.uniform(1 - j, 1 + j))
+        f = ph.saturation(f, r.uniform(1 - j, 1 + j))
         if self.photometric == "strong":
-            f *= r.uniform(0.85, 1.15, size=3).astype(np.float32)  # white balance / colour cast
-            g = r.uniform(0.7, 1.4)  # gamma: dusk and overexposed streets
-            f = 255.0 * (np.clip(f, 0, 255) / 255.0) ** g
-        return np.clip(f, 0, 255).astype(np.uint8)
+            f = ph.colour_cast(f, r.uniform(0.85, 1.15, size=3))  # white balance / colour cast
+            f = ph.gamma(f, r.uniform(0.7, 1.4))  # dusk and overexposed streets
+        return ph.to_uint8(f)
 
     def _camera(self, img: np.ndarray) -> np.ndarray:
         """Optics and sensor: occasional blur, and noise."""
         r = self.rng
         if r.random() < 0.2:
-            img = cv2.GaussianBlur(img, (0, 0), r.uniform(0.3, 1.2))
+            img = ph.blur(img, r.uniform(0.3, 1.2))
         if r.random() < 0.3:
-            noise = r.normal(0.0, r.uniform(2.0, 8.0), img.shape).astype(np.float32)
-            img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+            img = ph.noise(img, r.uniform(2.0, 8.0), r)
         return img
 
 
