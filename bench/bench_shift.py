@@ -1,10 +1,10 @@
-"""Two models' mIoU on a split under photometric shifts the split does not have.
+"""Models' mIoU on a split under photometric shifts the split does not have.
 
 A weak stand-in for other light, not for other streets: the frames are the split's own (for
 the bundled model, training frames), only darker, brighter, tinted, blurred or noisier. What it
 tells apart is how much each model's score falls under a shift, not how well either generalises.
 
-    python bench/bench_shift.py A.onnx B.onnx [--data ../shared/data/camvid] [--split val]
+    python bench/bench_shift.py A.onnx B.onnx [C.onnx ...] [--data ../shared/data/camvid]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ outside its training range (gamma 0.7-1.4, cast 0.85-1.15, blur 0.3-1.2, noise 2
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("models", nargs=2, type=Path)
+    p.add_argument("models", nargs="+", type=Path)
     p.add_argument("--data", default="../shared/data/camvid")
     p.add_argument("--split", default="val")
     p.add_argument("--threads", type=int, default=2)
@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     classes = dataset_classes(args.data)
     images, labels = load_split(args.data, args.split, classes)
     backends = [OnnxRuntimeBackend(m, threads=args.threads) for m in args.models]
-    same = args.models[0].name == args.models[1].name  # then the paths tell them apart
+    same = len({m.name for m in args.models}) < len(args.models)  # then paths tell them apart
     names = [str(m) if same else m.name for m in args.models]
     print(f"{len(images)} {args.split} frames; mIoU % per shift")
-    print(f"{'shift':30s} {names[0]:>24s} {names[1]:>24s}")
+    print(f"{'shift':30s} " + " ".join(f"{n:>24s}" for n in names))
     try:
         for shift, fn in SHIFTS.items():
             cms = [ConfusionMatrix(classes.num_classes) for _ in backends]
