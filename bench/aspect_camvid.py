@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from seg_perception.core.metrics import ConfusionMatrix  # noqa: E402
+from seg_perception.datasets.camvid import read_label, read_rgb  # noqa: E402
 from seg_perception.inference.factory import create_backend  # noqa: E402
 from seg_perception.inference.modelinfo import default_model_path  # noqa: E402
 from seg_perception.inference.segmenter import Segmenter  # noqa: E402
@@ -41,22 +42,18 @@ def main() -> None:
     print(f"{'model input':>36} {'mIoU':>6}")
     for name, size in SIZES.items():
         seg = Segmenter(backend, size)
-        conf = np.zeros((n, n), np.int64)
+        cm = ConfusionMatrix(n)
         for path in tqdm(images, desc=name, leave=False):
-            rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-            label = cv2.imread(str(a.data / "valannot" / path.name), cv2.IMREAD_GRAYSCALE)
+            rgb = read_rgb(path)
+            label = read_label(a.data / "valannot" / path.name, backend.info.classes)
             h, w = label.shape
             ch = w * 9 // 16
             y0 = (h - ch) // 2
             rgb, label = rgb[y0:y0 + ch], label[y0:y0 + ch]
             wide = cv2.resize(rgb, (1920, 1080), interpolation=cv2.INTER_LINEAR)
             pred = cv2.resize(seg.predict(wide), (w, ch), interpolation=cv2.INTER_NEAREST)
-            valid = label < n
-            conf += np.bincount(label[valid].astype(np.int64) * n + pred[valid],
-                                minlength=n * n).reshape(n, n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.diag(conf) / (conf.sum(0) + conf.sum(1) - np.diag(conf))
-        print(f"{name:>36} {100 * np.nanmean(iou):>6.2f}", flush=True)
+            cm.update(pred, label)
+        print(f"{name:>36} {100 * cm.miou():>6.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from seg_perception.datasets.camvid import read_rgb  # noqa: E402
 from seg_perception.inference.factory import (  # noqa: E402
     create_backend,
     tensorrt_available,
@@ -42,7 +44,7 @@ def camera_frame(h: int, w: int) -> np.ndarray:
 
     files = sorted((CAMVID / "val").glob("*.png"))
     if files:
-        img = cv2.cvtColor(cv2.imread(str(files[0])), cv2.COLOR_BGR2RGB)
+        img = read_rgb(files[0])
     else:
         rng = np.random.default_rng(0)
         img = rng.integers(0, 255, (45, 60, 3), np.uint8)
@@ -120,7 +122,8 @@ def main() -> int:
                 continue
             try:
                 seg = Segmenter(b)
-                rows = [("infer @ model input", b.infer, camera_frame(*seg.input_size))]
+                rows: list[tuple[str, Callable[[np.ndarray], np.ndarray], np.ndarray]] = [
+                    ("infer @ model input", b.infer, camera_frame(*seg.input_size))]
                 rows += [(f"frame {w}x{h} e2e", seg.predict, camera_frame(h, w))
                          for h, w in SIZES]
                 for stage, fn, frame in rows:

@@ -95,7 +95,7 @@ def _dist_bytes(name: str) -> int:
     total = 0
     for f in dist.files or []:
         try:
-            total += Path(dist.locate_file(f)).stat().st_size
+            total += Path(str(dist.locate_file(f))).stat().st_size
         except OSError:
             pass
     return total
@@ -161,7 +161,8 @@ def child_ready(engine: str, t_process: float) -> dict:
             def pid(self) -> int:
                 return os.getpid()
 
-        pids = ray.get([Ping.remote().pid.remote() for _ in range(2)])
+        pids = ray.get([Ping.remote().pid.remote()  # type: ignore[attr-defined]
+                        for _ in range(2)])
         t2 = time.perf_counter()
         ray.shutdown()
     assert len(set(pids.values() if isinstance(pids, dict) else pids)) == 2

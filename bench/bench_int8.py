@@ -99,7 +99,7 @@ def cmd_frames(args: argparse.Namespace) -> None:
         idx = np.linspace(0, len(files) - 1 - args.offset, args.frames).round().astype(int)
         frames = [resize_rgb(read_rgb(files[i + args.offset]), size) for i in np.unique(idx)]
     else:
-        frames = calibration_frames(train, size, args.frames)  # type: ignore[arg-type]
+        frames = calibration_frames(train, size, args.frames)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, np.stack(frames))
     print(f"wrote {args.out}: {len(frames)} frames {frames[0].shape}")
@@ -188,7 +188,7 @@ def cmd_cpu(args: argparse.Namespace) -> None:
 
     stem = Path(args.model).name.removesuffix(".onnx")
     out_dir = Path(args.out_dir)
-    made = []
+    made: list[tuple[Path, dict[str, Any]]] = []
     for reduce in (False, True):
         out = out_dir / f"{stem}.cpu_qop_u8s8{'_rr' if reduce else ''}.onnx"
         quantize_static(args.model, str(out), Reader(), quant_format=QuantFormat.QOperator,

@@ -46,9 +46,9 @@ def main() -> int:
             rows[i].append(median_ms(b, frame, args.runs))
         print(f"round {r + 1}: " + "  ".join(f"{m.name} {rows[i][-1]:.2f} ms"
                                               for i, m in enumerate(args.models)), flush=True)
-    a, b = statistics.median(rows[0]), statistics.median(rows[1])
-    print(f"median of rounds: {args.models[0]} {a:.2f} ms, {args.models[1]} {b:.2f} ms, "
-          f"ratio {b / a:.3f} (range {min(rows[1]) / max(rows[0]):.3f}-"
+    ms_a, ms_b = statistics.median(rows[0]), statistics.median(rows[1])
+    print(f"median of rounds: {args.models[0]} {ms_a:.2f} ms, {args.models[1]} {ms_b:.2f} ms, "
+          f"ratio {ms_b / ms_a:.3f} (range {min(rows[1]) / max(rows[0]):.3f}-"
           f"{max(rows[1]) / min(rows[0]):.3f})")
     for bk in backends:
         bk.close()
