@@ -118,3 +118,34 @@ def test_bad_geometry_is_refused():
     grid = GroundGrid(intr(), POSE, GridSpec(0.5, (0, 30), (-10, 10)))
     with pytest.raises(ValueError, match="built for"):
         grid.render(np.zeros((10, 10), np.uint8), group_lut([ROAD]), group_lut([CAR]))
+
+
+@pytest.mark.parametrize(("model", "d", "why"), [
+    ("plumb_bob", [0.1, 0.0, 0.0], "3 coefficients; plumb_bob takes 4 or 5"),
+    ("", [0.1] * 6, "6 coefficients; OpenCV takes"),
+    ("equidistant", [0.1, 0.01, 0.0, 0.0], "'equidistant' is not supported"),
+    ("plumb_bob", [0.1, float("nan"), 0, 0, 0], "D has non-finite"),
+])
+def test_camera_info_opencv_would_choke_on_is_a_value_error(model, d, why):
+    """Every case here made cv2.undistortPoints raise cv2.error (not a ValueError), or built a
+    grid of NaN, before the check."""
+    with pytest.raises(ValueError, match=why):
+        Intrinsics.from_fields(K, [], d, W, H, model)
+
+
+def test_camera_info_distortion_that_is_accepted():
+    assert Intrinsics.from_fields(K, [], [0.1, -0.05, 0, 0, 0.01], W, H, "plumb_bob").d.size == 5
+    assert Intrinsics.from_fields(K, [], [0.1] * 8, W, H, "rational_polynomial").d.size == 8
+    # No distortion, whatever the model says (drivers of rectified streams send zeros).
+    assert Intrinsics.from_fields(K, [], [0.0] * 4, W, H, "equidistant").d.size == 0
+    ground_points(Intrinsics.from_fields(K, [], [0.1, -0.05, 0, 0, 0.01], W, H, "plumb_bob"),
+                  POSE)
+
+
+def test_camera_info_of_another_aspect_ratio_is_refused():
+    from seg_perception.core.geometry import check_aspect
+
+    check_aspect((640, 480), (1280, 960))  # same camera, another resolution
+    check_aspect((640, 480), (643, 481))  # rounding in a driver's binning
+    with pytest.raises(ValueError, match="camera_info is for 640x480 but frames are 1280x720"):
+        check_aspect((640, 480), (1280, 720))

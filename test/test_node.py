@@ -425,6 +425,46 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
                                               node._renderer.luts["obstacles"]))
 
 
+def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
+    """A distortion OpenCV refuses, then another camera's aspect ratio: masks keep flowing,
+    no grid or camera_info goes out, each bad message is counted once and diagnostics say why;
+    a good camera_info brings the grid back."""
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import CameraInfo
+
+    topics = {"/segmentation/mask": Image, "/segmentation/camera_info": CameraInfo,
+              "/segmentation/grid": OccupancyGrid}
+    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10, publish_grid=True,
+                camera_pose=[0.0, 0.0, 1.5, 0.0, 0.2, 0.0]) as (node, pub, rec):
+        info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+        f = frame(rng, 240, 320)
+        bad_d = _camera_info(320, 240)
+        bad_d.d = [0.1, 0.0, 0.0]
+        wide = _camera_info(640, 360)
+        n = 0
+        for ci, why in ((bad_d, "3 coefficients"), (wide, "another aspect ratio")):
+            info_pub.publish(ci)
+            assert wait_for(lambda ci=ci: node._camera_info is not None
+                            and list(node._camera_info.d) == list(ci.d)
+                            and node._camera_info.width == ci.width, 5)
+            for _ in range(3):
+                n += 1
+                pub.publish(image_msg(f, "rgb8", n))
+                assert wait_for(lambda n=n: rec.count("/segmentation/mask") == n, 10)
+            assert why in node._grid_note
+        assert rec.count("/segmentation/grid") == 0
+        assert rec.count("/segmentation/camera_info") == 0
+        assert node.stats.totals["bad_camera_info"] == 2
+        assert node.stats.totals["errors"] == 0
+        info_pub.publish(_camera_info(320, 240))
+        assert wait_for(lambda: node._camera_info.width == 320 and not any(node._camera_info.d),
+                        5)
+        pub.publish(image_msg(f, "rgb8", n + 1))
+        assert wait_for(lambda: rec.count("/segmentation/grid") == 1
+                        and rec.count("/segmentation/camera_info") == 1, 10)
+        assert node._grid_note.startswith("ok")
+
+
 def test_outputs_at_model_resolution(tiny_onnx, rng):
     from sensor_msgs.msg import CameraInfo
 

@@ -22,6 +22,34 @@ CONTACT_RUN = 3  # obstacle pixels stacked at a column's bottom for a ground con
 OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
+DISTORTION_LENGTHS = {"plumb_bob": (4, 5), "rational_polynomial": (8, 12, 14),
+                      "": (4, 5, 8, 12, 14)}
+"""Coefficient counts per camera_info distortion model (sensor_msgs/distortion_models.h) that
+OpenCV's pinhole model takes; no coefficients means none, whatever the model."""
+
+
+def check_distortion(model: str, d: np.ndarray) -> None:
+    """ValueError for a distortion this pinhole geometry cannot undo: a fisheye (equidistant)
+    lens, another model, or a coefficient count OpenCV refuses."""
+    if not d.size or not d.any():
+        return
+    if model not in DISTORTION_LENGTHS:
+        raise ValueError(f"camera_info distortion_model {model!r} is not supported (plumb_bob "
+                         "or rational_polynomial; rectify a fisheye image first)")
+    if d.size not in DISTORTION_LENGTHS[model]:
+        raise ValueError(f"camera_info D has {d.size} coefficients; {model or 'OpenCV'} takes "
+                         f"{' or '.join(map(str, DISTORTION_LENGTHS[model]))}")
+
+
+def check_aspect(intr_size: tuple[int, int], frame_size: tuple[int, int]) -> None:
+    """ValueError when camera_info describes another aspect ratio than the frames (a crop, a
+    rotated image or another camera's calibration): scaling K to them would be wrong."""
+    (iw, ih), (fw, fh) = intr_size, frame_size
+    if abs((iw * fh) / (ih * fw) - 1.0) > 0.01:
+        raise ValueError(f"camera_info is for {iw}x{ih} but frames are {fw}x{fh}: another "
+                         "aspect ratio (a crop or another camera?); send its own camera_info")
+
+
 @dataclass(frozen=True)
 class Intrinsics:
     """What camera_info says about one image size: K, P (3x4), distortion, width, height."""
@@ -34,19 +62,27 @@ class Intrinsics:
 
     @classmethod
     def from_fields(cls, k: Sequence[float], p: Sequence[float], d: Sequence[float],
-                    width: int, height: int) -> Intrinsics:
+                    width: int, height: int, distortion_model: str = "") -> Intrinsics:
+        """camera_info's fields, checked: a message OpenCV would choke on is a ValueError."""
         if len(k) != 9 or len(p) not in (0, 12):
             raise ValueError(f"camera_info needs K with 9 and P with 12 values, got {len(k)} "
                              f"and {len(p)}")
         km = np.asarray(k, np.float64).reshape(3, 3)
         pm = np.asarray(p, np.float64).reshape(3, 4) if len(p) else np.zeros((3, 4))
+        dv = np.asarray(d, np.float64).ravel()
         if width <= 0 or height <= 0:
             raise ValueError(f"camera_info size {width}x{height} is not positive")
+        for name, a in (("K", km), ("P", pm), ("D", dv)):
+            if not np.isfinite(a).all():
+                raise ValueError(f"camera_info {name} has non-finite values: {a.ravel().tolist()}")
         if not (km[0, 0] > 0 and km[1, 1] > 0):
             raise ValueError(f"camera_info K has no focal length: fx={km[0, 0]}, fy={km[1, 1]}")
+        check_distortion(distortion_model, dv)
+        if not dv.any():  # all zeros, whatever the model: a pinhole camera
+            dv = np.zeros(0)
         if not pm.any():  # an unrectified camera may leave P empty: K without translation
             pm = np.hstack([km, np.zeros((3, 1))])
-        return cls(km, pm, np.asarray(d, np.float64).ravel(), int(width), int(height))
+        return cls(km, pm, dv, int(width), int(height))
 
     def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera described at another image size (pixel centres kept aligned)."""

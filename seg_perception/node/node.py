@@ -45,7 +45,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from seg_perception.core.codec import decode_message
 from seg_perception.core.errors import ConfigError, ModelError, OptionError
-from seg_perception.core.geometry import GridSpec, GroundGrid, Intrinsics
+from seg_perception.core.geometry import GridSpec, GroundGrid, Intrinsics, check_aspect
 from seg_perception.core.logs import forwarded
 from seg_perception.inference.factory import create_backend
 from seg_perception.inference.modelinfo import default_model_path, read_model_info
@@ -146,6 +146,7 @@ class SegmentationNode(Node):
         self._camera_info: CameraInfo | None = None
         self._info_out: CameraInfo | None = None  # the scaled camera_info, reused per frame
         self._info_key: tuple | None = None
+        self._bad_info_key: tuple | None = None
         try:
             self._info_sub = self.create_subscription(
                 CameraInfo, self.cfg.camera_info_topic, self._on_camera_info,
@@ -289,7 +290,7 @@ class SegmentationNode(Node):
             self._pubs["confidence"].get_subscription_count() > 0
         s = self.segmenter.run(rgb, conf)
         out_rgb = rgb if self.cfg.output_resolution == "input" else s.rgb
-        self._publish(header, out_rgb, s.ids, s.confidence)
+        self._publish(header, out_rgb, s.ids, s.confidence, rgb.shape[:2])
         return s.backend_s
 
     def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
@@ -305,14 +306,15 @@ class SegmentationNode(Node):
         return "worker thread ended and was restarted"
 
     def _publish(self, header: Any, rgb: np.ndarray, small_ids: np.ndarray,
-                 small_conf: np.ndarray | None = None) -> None:
-        """Outputs at ``rgb``'s size (the camera's or the model's), planner outputs first."""
+                 small_conf: np.ndarray | None, frame_hw: tuple[int, ...]) -> None:
+        """Outputs at ``rgb``'s size (the camera's or the model's), planner outputs first;
+        ``frame_hw`` is the camera frame's size, which camera_info must describe."""
         wanted = [name for name, pub in self._pubs.items() if pub.get_subscription_count() > 0]
         png = self._png_pub is not None and self._png_pub.get_subscription_count() > 0
         if self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0:
-            self._publish_grid(header, small_ids)
+            self._publish_grid(header, small_ids, frame_hw)
         if self._info_pub.get_subscription_count() > 0:
-            self._publish_camera_info(header, rgb.shape[:2])
+            self._publish_camera_info(header, rgb.shape[:2], frame_hw)
         render = [*wanted, "mask"] if png and "mask" not in wanted else wanted
         if not render:
             return
@@ -334,28 +336,38 @@ class SegmentationNode(Node):
                     # why the ignore below: the publisher exists while this output is on
                     self._png_pub.publish(out)  # type: ignore[union-attr]
 
-    def _intrinsics(self) -> Intrinsics | None:
-        ci = self._camera_info
-        if ci is None:
-            return None
-        return Intrinsics.from_fields(list(ci.k), list(ci.p), list(ci.d), int(ci.width),
-                                      int(ci.height))
+    def _intrinsics(self, ci: CameraInfo, frame_hw: tuple[int, ...]) -> Intrinsics:
+        """camera_info checked against itself and the frames (ValueError says what is wrong)."""
+        intr = Intrinsics.from_fields(list(ci.k), list(ci.p), list(ci.d), int(ci.width),
+                                      int(ci.height), str(ci.distortion_model))
+        check_aspect((intr.width, intr.height), (int(frame_hw[1]), int(frame_hw[0])))
+        return intr
 
-    def _publish_camera_info(self, header: Any, size: tuple[int, int]) -> None:
+    def _bad_camera_info(self, exc: Exception, ci: CameraInfo, frame_hw: tuple[int, ...]) -> None:
+        """Counted once per distinct bad message (drivers repeat it with every frame)."""
+        key = (tuple(ci.k), tuple(ci.p), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
+               tuple(frame_hw))
+        if key != self._bad_info_key:
+            self._bad_info_key = key
+            self.stats.count("bad_camera_info")
+        self.get_logger().error(f"camera_info on {self.cfg.camera_info_topic}: {exc}",
+                                throttle_duration_sec=5.0)
+
+    def _publish_camera_info(self, header: Any, size: tuple[int, int],
+                             frame_hw: tuple[int, ...]) -> None:
         """The camera_info of what is published: K and P scaled to the outputs' size."""
         ci = self._camera_info
         if ci is None:
             return
         # Drivers send the same calibration with every frame: scale it once per content.
-        key = (tuple(ci.k), tuple(ci.p), tuple(ci.d), ci.width, ci.height, size)
+        key = (tuple(ci.k), tuple(ci.p), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
+               size, tuple(frame_hw))
         if key != self._info_key:
             try:
-                intr = self._intrinsics()
-            except ValueError as exc:
-                self.get_logger().error(f"camera_info on {self.cfg.camera_info_topic}: {exc}",
-                                        throttle_duration_sec=5.0)
+                intr = self._intrinsics(ci, frame_hw)
+            except (ValueError, cv2.error) as exc:
+                self._bad_camera_info(exc, ci, frame_hw)
                 return
-            assert intr is not None
             h, w = size
             scaled = intr.scaled(w, h)
             out = CameraInfo(height=h, width=w, distortion_model=ci.distortion_model,
@@ -367,25 +379,27 @@ class SegmentationNode(Node):
         self._info_out.header = header
         self._info_pub.publish(self._info_out)
 
-    def _publish_grid(self, header: Any, small_ids: np.ndarray) -> None:
+    def _publish_grid(self, header: Any, small_ids: np.ndarray,
+                      frame_hw: tuple[int, ...]) -> None:
         ci = self._camera_info
         if ci is None:
             self._grid_note = f"no grid: no camera_info on {self.cfg.camera_info_topic}"
             return
-        key = (tuple(ci.k), tuple(ci.d), ci.width, ci.height, small_ids.shape)
+        key = (tuple(ci.k), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
+               small_ids.shape, tuple(frame_hw))
         if key != self._grid_key:
             # Built once per camera_info (a few hundred ms at 480x360), then lookups per frame.
             try:
-                intr = self._intrinsics()
-                assert intr is not None
+                intr = self._intrinsics(ci, frame_hw)
                 h, w = small_ids.shape
                 spec = GridSpec(self.cfg.grid_resolution, self.cfg.grid_x_range,
                                 self.cfg.grid_y_range)
                 self._grid = GroundGrid(intr.scaled(w, h), self.cfg.camera_pose, spec)
                 self._grid_note = f"ok: {spec.cols}x{spec.rows} cells of {spec.resolution} m"
-            except ValueError as exc:
+            except (ValueError, cv2.error) as exc:
                 self._grid = None
                 self._grid_note = f"no grid: {exc}"
+                self._bad_camera_info(exc, ci, frame_hw)
             self._grid_key = key
         if self._grid is None:
             return

@@ -31,7 +31,7 @@ class WindowReport:
 
 class NodeStats:
     COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost", "never_seen",
-                "worker_restarts")
+                "worker_restarts", "bad_camera_info")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
