@@ -218,7 +218,10 @@ def test_build_plans_per_version_and_precision(tiny_onnx, tmp_path):
     if importlib.util.find_spec("onnxconverter_common"):  # fp16 conversion for strong typing
         p = plan_build(info, "fp16", (96, 128), "10.12.0", work_dir=tmp_path)
         assert p.strongly_typed and p.flags == () and p.network_onnx.parent == tmp_path
-    assert plan_build(info, "fp32", (64, 64), "8.6.1").flags == ()
+    fp32 = plan_build(info, "fp32", (64, 64), "8.6.1")
+    assert fp32.flags == () and fp32.cleared == ("TF32",)  # fp32 means fp32, not TF32
+    assert "cleared=TF32" in fp32.key_text(1024)
+    assert plan_build(info, "fp16", (64, 64), "8.6.1").cleared == ()
     with pytest.raises(ValueError, match="dla_core"):
         plan_build(info, "fp32", (96, 128), "10.3.0", dla_core=0)
     with pytest.raises(ValueError, match="input_size"):

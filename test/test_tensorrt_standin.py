@@ -3,8 +3,9 @@
 TensorRT and pycuda cannot be installed here, so ``standin`` emulates both, strictly (real names and
 keyword names per version, TensorRT's rejections, pycuda's context rules; see test/standin/). Each
 test gets fresh modules through the ``trt_standin`` fixture, for the 8.6 flavour (EXPLICIT_BATCH,
-weak typing), the 10.3 flavour (Jetson Orin: weak typing, DLA) and the 10.13 flavour (strong
-typing). The real-TensorRT tests in test_backends.py still skip here.
+weak typing), the 10.3 flavour (Jetson Orin: weak typing, DLA), the 10.13 flavour (strong typing
+by the flag) and the 11.1 flavour (strong typing only: no EXPLICIT_BATCH, no precision builder
+flags). The real-TensorRT tests in test_backends.py still skip here.
 """
 
 from __future__ import annotations
@@ -34,9 +35,26 @@ from seg_perception.inference.factory import create_backend, tensorrt_available
 from seg_perception.inference.tensorrt.cache import check_engine, sidecar_path, write_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ["8.6.1", "10.3.0", "10.13.0"]
+ALL = ["8.6.1", "10.3.0", "10.13.0", "11.1.0"]
 SIZE = (96, 128)
 flavours = pytest.mark.parametrize("trt_standin", ALL, indirect=True)
+
+
+def version_of(trt) -> tuple[int, int]:
+    major, minor = trt.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def strong_typing(trt) -> bool:
+    """What the project builds with (docs: strongly typed from TensorRT 10.12 on; 11.x knows no
+    other mode)."""
+    return version_of(trt) >= (10, 12)
+
+
+def network_flags(trt) -> int:
+    """EXPLICIT_BATCH where it is bound (8.6 needs it, 10.x ignores it, 11.x lacks it)."""
+    flag = trt.NetworkDefinitionCreationFlag.__members__.get("EXPLICIT_BATCH")
+    return 0 if flag is None else 1 << int(flag)
 
 
 def frames(n: int = 3, seed: int = 0) -> list[np.ndarray]:
@@ -141,7 +159,8 @@ def test_tensorrt_and_pycuda_do_not_import_without_the_fixture(monkeypatch):
 def test_names_and_keywords_are_those_of_the_version(trt_standin):
     trt = trt_standin.trt
     major = int(trt.__version__.split(".")[0])
-    assert trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH.value == 0  # still bound in 10.x
+    if major < 11:
+        assert trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH.value == 0  # still bound in 10.x
     if major < 10:
         for missing in ("STRONGLY_TYPED",):
             with pytest.raises(AttributeError):
@@ -149,12 +168,29 @@ def test_names_and_keywords_are_those_of_the_version(trt_standin):
         assert not hasattr(trt, "IProgressMonitor") and not hasattr(trt.DataType, "INT64")
         assert hasattr(trt.BuilderFlag, "STRICT_TYPES")
     else:
-        assert int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) == 1
+        # 11.x renumbered: STRONGLY_TYPED 0 (deprecated, ignored), EXPLICIT_BATCH gone
+        assert int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) == (1 if major == 10 else 0)
         assert hasattr(trt, "IProgressMonitor") and trt.nptype(trt.int64) is np.int64
         with pytest.raises(AttributeError):
             trt.BuilderFlag.STRICT_TYPES  # noqa: B018 - removed in 10.0
         with pytest.raises(AttributeError):
             trt.NetworkDefinitionCreationFlag.EXPLICIT_PRECISION  # noqa: B018
+        assert trt.DataType.INT4.itemsize == 0.5
+    if major >= 11:  # strongly typed only: the precision flags and weak-typing APIs are gone
+        for missing in ("FP16", "INT8", "BF16", "FP8", "INT4", "FP4",
+                        "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS"):
+            with pytest.raises(AttributeError):
+                getattr(trt.BuilderFlag, missing)
+        with pytest.raises(AttributeError):
+            trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH  # noqa: B018
+        assert int(trt.BuilderFlag.VERSION_COMPATIBLE) == 12  # 13 in 10.x
+        assert not hasattr(trt.Builder, "platform_has_fast_fp16")
+        assert not hasattr(trt.IBuilderConfig, "int8_calibrator")
+        assert not hasattr(trt.ICudaEngine, "device_memory_size")
+        assert hasattr(trt.ICudaEngine, "device_memory_size_v2")
+    else:
+        assert int(trt.BuilderFlag.FP16) == 0 and hasattr(trt.Builder, "platform_has_fast_fp16")
+        assert hasattr(trt.ICudaEngine, "device_memory_size")
     # pybind11 enums of C++ enum classes: never equal to ints, str() is Type.MEMBER.
     sev = trt.ILogger.Severity.WARNING
     assert sev is trt.ILogger.WARNING is trt.Logger.WARNING and int(sev) == 2
@@ -169,6 +205,10 @@ def test_names_and_keywords_are_those_of_the_version(trt_standin):
         config.set_flag("FP16")  # no str -> enum conversion
     with pytest.raises(TypeError):
         config.set_flag(0)  # nor int -> enum
+    # TF32 is on in a new config ("kTF32 ... Enabled by default", NvInfer.h 8.6 to 11.1)
+    assert config.get_flag(trt.BuilderFlag.TF32) and config.flags == 1 << int(trt.BuilderFlag.TF32)
+    config.clear_flag(trt.BuilderFlag.TF32)
+    assert not config.get_flag(trt.BuilderFlag.TF32) and config.flags == 0
     with pytest.raises(TypeError):
         trt.Builder(logger=None)
     with pytest.raises(AttributeError):
@@ -186,8 +226,16 @@ def test_names_and_keywords_are_those_of_the_version(trt_standin):
     assert config.get_memory_pool_limit(trt.MemoryPoolType.WORKSPACE) == 1 << 20
     with pytest.raises(TypeError):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, size=1)
-    explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    assert builder.create_network(explicit).num_inputs == 0  # deprecated in 10.x, accepted
+    network = builder.create_network(network_flags(trt))  # deprecated in 10.x, accepted
+    assert network.num_inputs == 0
+    with pytest.raises(AttributeError):
+        network.strongly_typed  # noqa: B018 - no such binding: `flags`/`get_flag` from 10.x on
+    if major >= 10:
+        st = trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
+        typed = builder.create_network(1 << int(st))
+        assert typed.get_flag(st) and typed.flags == 1 << int(st) and not network.get_flag(st)
+        with pytest.raises(TypeError):
+            typed.get_flag(int(st))
     if major < 10:  # 8.6: the ONNX parser refuses an implicit-batch network
         parser = trt.OnnxParser(builder.create_network(), logger)
         assert not parser.parse(onnx.helper.make_model(onnx.helper.make_graph(
@@ -203,6 +251,8 @@ def test_names_and_keywords_are_those_of_the_version(trt_standin):
         profile.set_shape("image", (1, 8, 8, 3), (1, 8, 3), (1, 8, 8, 3))
     mem = cache.serialize()
     assert isinstance(bytes(mem), bytes) and mem.nbytes == len(bytes(mem))
+    assert memoryview(mem).nbytes == mem.nbytes
+    assert not isinstance(mem, (bytes, bytearray))  # a pybind11 class with a buffer, no bytes
     assert mem.dtype == trt.DataType.UINT8
     with pytest.raises(TypeError):
         len(mem)  # the bindings give IHostMemory the buffer protocol only
@@ -229,8 +279,7 @@ def standin_build(inst, model: Path, flags: tuple[str, ...] = ()) -> bytes:
     try:
         logger = trt.Logger(trt.Logger.ERROR)
         builder = trt.Builder(logger)
-        explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        network = builder.create_network(explicit)
+        network = builder.create_network(network_flags(trt))
         parser = trt.OnnxParser(network, logger)
         assert parser.parse_from_file(str(model))
         config = builder.create_builder_config()
@@ -305,7 +354,7 @@ def test_backend_ids_equal_onnxruntime(trt_standin, model_dir, precision):
     b, out = open_trt(model_dir / "seg.onnx", precision)
     try:
         assert b.name == "tensorrt" and b.precision == precision and b.input_shape == (1, *SIZE, 3)
-        strong_fp16 = precision == "fp16" and trt_standin.trt.__version__ == "10.13.0"
+        strong_fp16 = precision == "fp16" and strong_typing(trt_standin.trt)
         for f in frames():
             ids = b.infer(f)
             assert ids.shape == SIZE and ids.dtype == np.uint8
@@ -332,9 +381,9 @@ def test_resolve_engine_writes_engine_sidecar_and_timing_cache(trt_standin, mode
                           progress=True)
     assert path.is_file() and sidecar_path(path).is_file()
     header = peek(path.read_bytes())
-    strong = trt_standin.trt.__version__ == "10.13.0"
+    strong = strong_typing(trt_standin.trt)
     assert header["strongly_typed"] is strong
-    assert header["flags"] == ([] if strong else ["FP16"])
+    assert header["flags"] == (["TF32"] if strong else ["FP16", "TF32"])  # TF32: on by default
     assert header["profiles"] == [{"image": [[1, *SIZE, 3]] * 3}]
     caches = list((model_dir / "eng").glob("timing.*.cache"))
     assert len(caches) == 1 and trt_standin.trt.__version__ in caches[0].name
@@ -342,7 +391,9 @@ def test_resolve_engine_writes_engine_sidecar_and_timing_cache(trt_standin, mode
     assert_released(trt_standin)
     # A second build for another precision reuses the timing cache of this GPU and version.
     path2 = resolve_engine(model_dir / "seg.onnx", "fp32", SIZE, model_dir / "eng")
-    assert path2 != path and peek(path2.read_bytes())["timing_cache_hits"] > 0
+    header2 = peek(path2.read_bytes())
+    assert path2 != path and header2["timing_cache_hits"] > 0
+    assert header2["flags"] == [] and header2["strongly_typed"] is strong  # fp32: TF32 cleared
     assert list((model_dir / "eng").glob("timing.*.cache")) == caches
     assert trt_standin.controls.build_calls == 2
 
@@ -406,7 +457,7 @@ def test_cache_missing_hit_stale_and_rebuilt(trt_standin, model_dir, tiny_checkp
         assert any(m.startswith("WARN") and "stale" in m and "model_sha256" in m for m in out)
         ref = create_backend(model_dir / "seg.onnx", "onnxruntime")
         assert all((b.infer(f) == ref.infer(f)).all() or
-                   trt_standin.trt.__version__ == "10.13.0" for f in frames(2))
+                   strong_typing(trt_standin.trt) for f in frames(2))
         ref.close()
     finally:
         b.close()
@@ -540,9 +591,10 @@ def test_precision_selects_network_and_flags(trt_standin, with_qdq, precision):
         net = onnx.load_from_string(payload(data))
         ops = {n.op_type for n in net.graph.node}
         halves = [t for t in net.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
-        strong = trt_standin.trt.__version__ == "10.13.0"
-        want = {("fp16", False): ["FP16"], ("int8", False): ["FP16", "INT8"],
-                ("fp16", True): [], ("int8", True): []}[precision, strong]
+        strong = strong_typing(trt_standin.trt)
+        # TF32 stays on (the default) for fp16 and int8: layers left in float may use it.
+        want = {("fp16", False): ["FP16", "TF32"], ("int8", False): ["FP16", "INT8", "TF32"],
+                ("fp16", True): ["TF32"], ("int8", True): ["TF32"]}[precision, strong]
         assert header["flags"] == want and header["strongly_typed"] is strong
         assert ("QuantizeLinear" in ops) is (precision == "int8")  # int8: the Q/DQ graph
         assert bool(halves) is (precision == "fp16" and strong)  # strong fp16: the fp16 graph
@@ -569,7 +621,7 @@ def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, m
 
     trt, cuda = trt_standin.trt, trt_standin.cuda
     info = read_model_info(model_dir / "seg.onnx")
-    strong = trt.__version__ == "10.13.0"
+    strong = strong_typing(trt)
     bad = BuildPlan(info.path, strong, ("FP16",) if strong else ("INT8",), "image",
                     (1, *SIZE, 3), -1)
     want = "!config.getFlag(BuilderFlag::kFP16)" if strong else \
@@ -579,12 +631,26 @@ def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, m
     ctx = cuda.Device(0).retain_primary_context()
     ctx.push()
     try:
+        if version_of(trt) >= (11, 0):  # no FP16 flag to set at all: strong typing is the only mode
+            with pytest.raises(AttributeError, match="FP16"):
+                build_serialized(bad, None, progress=False)
+            return
         with pytest.raises(EngineBuildError, match="TensorRT failed to build an engine") as e:
             build_serialized(bad, None, progress=False)
     finally:
         cuda.Context.pop()
         ctx.detach()
     assert any(want in m for m in out) and any(want in m for m in e.value.errors), out
+
+
+@flavours
+def test_the_typing_mode_is_the_versions(trt_standin, model_dir):
+    """Without the STRONGLY_TYPED flag a network is weakly typed on 8.6 and 10.x, strongly typed
+    on 11.x (the flag is deprecated and ignored there)."""
+    header = peek(standin_build(trt_standin, model_dir / "seg.onnx"))
+    assert header["strongly_typed"] is (version_of(trt_standin.trt) >= (11, 0))
+    assert header["flags"] == ["TF32"]
+    assert_released(trt_standin)
 
 
 # -- threads and shutdown -------------------------------------------------------------------------
@@ -636,7 +702,7 @@ def test_parser_rejects_the_old_non_conformant_export(trt_standin, model_dir):
     assert "a UINT8 network output must be produced by a Cast from FLOAT/FLOAT16" in text
     assert "Transpose" in text and "UNSUPPORTED_NODE" in text
     assert trt_standin.controls.build_calls == 0
-    if trt_standin.trt.__version__ == "10.13.0":
+    if strong_typing(trt_standin.trt):
         # Strongly typed fp16 converts the model first, and the conversion checks it already.
         with pytest.raises(ValueError, match="must feed a Cast to FLOAT/FLOAT16 directly"):
             open_trt(old, "fp16")
@@ -648,20 +714,53 @@ def test_parser_rejects_the_old_non_conformant_export(trt_standin, model_dir):
 def test_dla_on_a_gpu_without_dla_fails_to_build_and_auto_falls_back(trt_standin, model_dir):
     from seg_perception.inference.tensorrt.cache import EngineBuildError
 
-    with pytest.raises(EngineBuildError, match="failed to build an engine") as e:
+    # The project asks the builder for its DLA cores and refuses before building ...
+    with pytest.raises(EngineBuildError, match=r"dla_core 0\b.* 0 DLA core") as e:
         open_trt(model_dir / "seg.onnx", "fp16", dla_core=0)
-    assert any("DLA core 0 requested, the device has 0" in m for m in e.value.errors), e.value
+    assert trt_standin.controls.build_calls == 0, e.value
     assert not list((model_dir / "eng").glob("*.engine"))
     assert_released(trt_standin)
-    # ``auto`` keeps going on ONNX Runtime, with TensorRT's own line in the warning.
+    # ... ``auto`` keeps going on ONNX Runtime, with the reason in the warning ...
     out, opts = logs()
     b = create_backend(model_dir / "seg.onnx", "auto", "fp16", input_size=SIZE, dla_core=0,
                        engine_dir=model_dir / "eng", **opts)
     try:
         assert b.name == "onnxruntime"
-        assert any(m.startswith("WARN") and "DLA core 0 requested" in m for m in out), out
+        assert any(m.startswith("WARN") and "0 DLA core" in m for m in out), out
     finally:
         b.close()
+    assert_released(trt_standin)
+    # ... and the stand-in's builder refuses such a build itself, as TensorRT does.
+    trt, cuda = trt_standin.trt, trt_standin.cuda
+    seen: list[str] = []
+
+    class Collect(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, msg) -> None:
+            seen.append(msg)
+
+    cuda.init()
+    ctx = cuda.Device(0).retain_primary_context()
+    ctx.push()
+    try:
+        builder = trt.Builder(Collect())
+        network = builder.create_network(network_flags(trt))
+        assert trt.OnnxParser(network, builder.logger).parse_from_file(str(model_dir / "seg.onnx"))
+        config = builder.create_builder_config()
+        config.set_flag(trt.BuilderFlag.FP16)
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = 0
+        profile = builder.create_optimization_profile()
+        profile.set_shape("image", (1, *SIZE, 3), (1, *SIZE, 3), (1, *SIZE, 3))
+        config.add_optimization_profile(profile)
+        assert builder.build_serialized_network(network, config) is None
+        assert any("DLA core 0 requested, the device has 0" in m for m in seen), seen
+    finally:
+        cuda.Context.pop()
+        ctx.detach()
     assert_released(trt_standin)
 
 
@@ -670,7 +769,7 @@ def test_dla_on_orin_builds_with_gpu_fallback(trt_standin, model_dir):
     b, out = open_trt(model_dir / "seg.onnx", "fp16", dla_core=1)
     try:
         header = peek(b.engine_path.read_bytes())
-        assert header["dla_core"] == 1 and header["flags"] == ["FP16", "GPU_FALLBACK"]
+        assert header["dla_core"] == 1 and header["flags"] == ["FP16", "GPU_FALLBACK", "TF32"]
         assert ".dla1." in b.engine_path.name
         b.infer(frames(1)[0])
     finally:
@@ -811,7 +910,7 @@ def test_pycuda_standin_context_and_memory_rules(trt_standin):
     assert_released(trt_standin)
 
 
-@pytest.mark.parametrize("trt_standin", ["8.6.1", "10.13.0"], indirect=True)
+@pytest.mark.parametrize("trt_standin", ["8.6.1", "10.13.0", "11.1.0"], indirect=True)
 def test_doctor_builds_compares_and_times_every_precision(trt_standin, with_qdq, tmp_path):
     """The Jetson user's first command: every check passes with TensorRT present."""
     import argparse

@@ -8,8 +8,9 @@ real names, bound to one emulated GPU, and puts them on ``sys.modules`` for a si
 * ``_gpu``: the emulated device: primary contexts, per-thread context stacks, device memory (host
   byte buffers keyed by address), streams with a queue that runs at ``synchronize``.
 * ``pycuda/driver.py``: the pycuda driver API the project uses, on that device.
-* ``tensorrt/__init__.py``: TensorRT's Python API for one version flavour (8.6, 10.3, 10.13), whose
-  "engines" are serialised build settings plus the parsed ONNX, run by ONNX Runtime on the CPU.
+* ``tensorrt/__init__.py``: TensorRT's Python API for one version flavour (8.6, 10.3, 10.13, 11.1),
+  whose "engines" are serialised build settings plus the parsed ONNX, run by ONNX Runtime on the
+  CPU.
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ FLAVOURS = {
     "10.3.0": Flavour("10.3.0", (ORIN,)),
     # TensorRT 10.13 on a datacenter GPU: strongly typed builds (the project's choice from 10.12).
     "10.13.0": Flavour("10.13.0", (H200,)),
+    # TensorRT 11.1 on the same datacenter GPU (there is no Jetson spec for an 11.x here): strongly
+    # typed whatever the flags, no precision builder flags, no INT8 calibrator.
+    "11.1.0": Flavour("11.1.0", (H200,)),
 }
 
 

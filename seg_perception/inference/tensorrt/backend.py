@@ -114,13 +114,21 @@ class DeviceBuffers:
             del self.stream
 
 
+_NP_TYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
+             "INT64": np.int64, "BOOL": np.bool_, "UINT8": np.uint8}
+
+
 def _np_dtype(trt: Any, dt: Any) -> np.dtype:  # noqa: ANN401 - tensorrt module / DataType
+    """NumPy's type for an engine tensor; TypeError naming it for types NumPy has not
+    (BF16, FP8, INT4, FP4: no seg_perception model has them at its inputs or outputs)."""
     try:
         return np.dtype(trt.nptype(dt))
     except (TypeError, KeyError):
-        names = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
-                 "INT64": np.int64, "BOOL": np.bool_, "UINT8": np.uint8}
-        return np.dtype(names[str(dt).rsplit(".", 1)[-1]])
+        name = str(dt).rsplit(".", 1)[-1]
+        if name not in _NP_TYPES:
+            raise TypeError(f"engine tensor type {name} has no NumPy type; this backend reads "
+                            f"{', '.join(_NP_TYPES)}") from None
+        return np.dtype(_NP_TYPES[name])
 
 
 def engine_key(info: ModelInfo, network_onnx: Path, precision: str,
@@ -233,7 +241,9 @@ class TensorRTBackend:
             shape = tuple(eng.get_tensor_shape(self.input_name))
             if -1 in shape:  # dynamic engine: fix it at the profile's shape
                 shape = tuple(eng.get_tensor_profile_shape(self.input_name, 0)[2])
-            self._context.set_input_shape(self.input_name, shape)
+            if not self._context.set_input_shape(self.input_name, shape):
+                raise ValueError(f"engine {self.engine_path} refuses input shape {shape} for "
+                                 f"{self.input_name!r} (TensorRT's log says why)")
             self.input_shape = shape
             specs = {n: (tuple(self._context.get_tensor_shape(n)),
                          _np_dtype(trt, eng.get_tensor_dtype(n))) for n in names}

@@ -7,8 +7,13 @@
   precision carried by the ONNX itself: fp16-converted, or the Q/DQ model.
 
 The input shape is fixed at the node's input size (one optimisation profile, min = opt = max),
-which gives the fastest engine. Only ``build_serialized`` and the TensorRT callback classes import
-tensorrt; the rest is plain Python and tested on a CPU.
+which gives the fastest engine. An fp32 engine computes in fp32: TensorRT enables TF32 (10-bit
+mantissa convolutions on Ampere and later, Orin included) by default, and the plan clears it.
+The timing cache is shared by every build on one GPU and TensorRT version, so a build merges
+its entries into the file under a lock instead of overwriting what another build wrote.
+
+Only ``build_serialized`` and the TensorRT callback classes import tensorrt; the rest is plain
+Python and tested on a CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from seg_perception.core.fileio import atomic_write_bytes
 from seg_perception.inference.modelinfo import ModelInfo
-from seg_perception.inference.tensorrt.cache import EngineBuildError
+from seg_perception.inference.tensorrt.cache import EngineBuildError, build_lock
 from seg_perception.inference.variants import find_qdq, fp16_model
 
 STRONG_TYPING_FROM = (10, 12)
@@ -56,15 +61,19 @@ class BuildPlan:
     input_name: str
     input_shape: tuple[int, int, int, int]
     dla_core: int
+    cleared: tuple[str, ...] = ()  # BuilderFlag names on by default, to clear
 
     def key_text(self, workspace_mb: int) -> str:
         """What of the plan, besides model, shape and DLA core, makes an engine different."""
         typing = "strong" if self.strongly_typed else "weak"
-        return f"{typing};flags={','.join(sorted(self.flags))};workspace_mb={int(workspace_mb)}"
+        cleared = f";cleared={','.join(sorted(self.cleared))}" if self.cleared else ""
+        return (f"{typing};flags={','.join(sorted(self.flags))}{cleared};"
+                f"workspace_mb={int(workspace_mb)}")
 
     def describe(self) -> dict[str, Any]:
         return {"network_onnx": self.network_onnx.name, "strongly_typed": self.strongly_typed,
-                "flags": list(self.flags), "input_shape": list(self.input_shape),
+                "flags": list(self.flags), "cleared_flags": list(self.cleared),
+                "input_shape": list(self.input_shape),
                 "dla_core": self.dla_core}
 
 
@@ -102,8 +111,9 @@ def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt
     import onnx
 
     g = onnx.load(str(onnx_path), load_external_data=False).graph
+    cleared = ("TF32",) if precision == "fp32" else ()
     return BuildPlan(Path(onnx_path), strong, tuple(flags), g.input[0].name, (1, h, w, 3),
-                     int(dla_core))
+                     int(dla_core), cleared)
 
 
 # -- TensorRT from here on ------------------------------------------------------------------------
@@ -168,6 +178,18 @@ def trt_logger(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / ILogger
     return Logger()
 
 
+def save_timing_cache(config: Any, path: Path) -> None:  # noqa: ANN401 - IBuilderConfig
+    """Merges this build's timing cache with the file's current one, under the file's lock:
+    another build on this GPU (another model or precision) may have written it meanwhile."""
+    cache = config.get_timing_cache()
+    with build_lock(path):
+        if path.is_file():
+            theirs = config.create_timing_cache(path.read_bytes())
+            if theirs is None or not cache.combine(theirs, ignore_mismatch=False):
+                _log.info(f"timing cache {path} is not this GPU/TensorRT's; replacing it")
+        atomic_write_bytes(path, bytes(cache.serialize()))
+
+
 def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspace_mb: int = 1024,
                      progress: bool = True) -> bytes:
     """Parses ``plan.network_onnx`` and builds a serialised engine; persists the timing cache."""
@@ -191,7 +213,15 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     for name in plan.flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
+    for name in plan.cleared:
+        config.clear_flag(getattr(trt.BuilderFlag, name))
     if plan.dla_core >= 0:
+        cores = int(builder.num_DLA_cores)
+        if plan.dla_core >= cores:
+            raise EngineBuildError(
+                f"dla_core {plan.dla_core}: TensorRT {trt.__version__} sees {cores} DLA core(s) "
+                "on this device (DLA is on Jetson AGX/NX Orin; TensorRT 10.8 to 11.4.0 dropped "
+                "it); use dla_core -1", logger.errors)
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
     profile = builder.create_optimization_profile()
@@ -213,6 +243,6 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
         raise EngineBuildError(f"TensorRT failed to build an engine from {plan.network_onnx.name}",
                                logger.errors)
     if timing_cache is not None:
-        atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
+        save_timing_cache(config, timing_cache)
     del monitor
     return bytes(engine)

@@ -7,7 +7,8 @@ pycuda stand-in also uses) preset; imported any other way it raises ImportError.
 Names, keyword names and semantics checked against NVIDIA/TensorRT (branch heads in the mirror):
 ``release/8.6`` a0215c1a16c6413c7ac566a498871a4fa36f6f62, ``release/10.3``
 5b990f0a739d8faf962dfe54f4829942633c639c, ``release/10.13``
-b8db91e15be2cae4465ac17fab19e0f969e45407, files ``python/src/infer/pyCore.cpp`` (ILogger, Logger,
+b8db91e15be2cae4465ac17fab19e0f969e45407, ``release/11.1``
+905361629f22836090d75ea77cba732a25107148, files ``python/src/infer/pyCore.cpp`` (ILogger, Logger,
 Severity, Builder, IBuilderConfig, IOptimizationProfile, ITimingCache, IProgressMonitor (10.x),
 Runtime, ICudaEngine, IExecutionContext and their ``"name"_a`` keywords),
 ``python/src/infer/pyFoundationalTypes.cpp`` (DataType and its module aliases, Dims, IHostMemory),
@@ -17,7 +18,14 @@ Runtime, ICudaEngine, IExecutionContext and their ``"name"_a`` keywords),
 ``onnx2trt::parserErrorStr``; ErrorCode), ``python/packaging/bindings_wheel/
 tensorrt/__init__.py`` (``__version__``, ``nptype``, ``volume``, ``Logger.Severity``, the deprecated
 context managers, ``DataType.itemsize``); enum values in ``include/NvInfer*.h``. The per-version
-tables are in ``standin/_trt_tables.py``. Parser behaviour from github.com/onnx/onnx-tensorrt
+tables are in ``standin/_trt_tables.py``. A new IBuilderConfig has TF32 set ("kTF32 ... Enabled by
+default", ``NvInfer.h`` on every branch: 8.6 8798-8801, 10.3 8317-8320, 10.13 8868-8871, 11.1
+9973-9976; 11.1's ``getFlags`` comment "Defaults to 0" at 10642 contradicts it and is not
+followed). INetworkDefinition has no typing property in any version (``pyGraph.cpp``: ``flags``
+and ``get_flag`` from 10.x on, 11.1 lines 1188-1189); the stand-in keeps its own knowledge in
+``_strongly_typed``: never on 8.6, the STRONGLY_TYPED flag on 10.x, always on 11.x ("The network is
+always strongly typed ... The kSTRONGLY_TYPED flag is deprecated and ignored", 11.1 ``NvInfer.h``
+11567-11568). Parser behaviour from github.com/onnx/onnx-tensorrt
 ``ModelImporter.cpp`` at 8.6-GA (ee0b139bc68567a89618c1d84dcd461cc144aad4): the EXPLICIT_BATCH
 assertion text, "Parse was called with a non-empty network definition", "Failed to parse ONNX
 model from file". Builder/runtime error texts (closed source) as TensorRT prints them in public
@@ -54,6 +62,7 @@ context was released, is recorded in ``_STANDIN_GPU.problems``.
 
 from __future__ import annotations
 
+import array as _array
 import builtins as _builtins  # the module binds `bool` to DataType.BOOL, as TensorRT does
 import hashlib
 import sys
@@ -223,13 +232,19 @@ class Dims(_Strict):
     __repr__ = __str__
 
 
-class IHostMemory(bytes):
+class IHostMemory(_array.array):
     """Host memory TensorRT returns (a plan, a timing cache). The bindings give it only the
-    buffer protocol, ``dtype`` and ``nbytes``: ``bytes(mem)``/``memoryview(mem)`` work, sequence
-    operations do not. (A ``bytes`` subclass is how Python < 3.12 code can offer a buffer.)"""
+    buffer protocol, ``dtype`` and ``nbytes`` (``pyFoundationalTypes.cpp``, 11.1 lines 297-302):
+    ``bytes(mem)``/``memoryview(mem)`` work, sequence operations do not, and it is no ``bytes``
+    (``isinstance(mem, (bytes, bytearray))`` is False, as with the pybind11 class). Python 3.11
+    code cannot offer a buffer without a C base (``__buffer__`` is 3.12), so the base is
+    ``array.array('B')``, whose own methods are hidden."""
 
     __slots__ = ()
     _ALLOWED = frozenset({"dtype", "nbytes"})
+
+    def __new__(cls, data: bytes) -> IHostMemory:
+        return _array.array.__new__(cls, "B", data)
 
     def __getattribute__(self, name: str) -> Any:  # noqa: ANN401
         if not name.startswith("__") and name not in IHostMemory._ALLOWED:
@@ -242,13 +257,14 @@ class IHostMemory(bytes):
 
     @property
     def nbytes(self) -> int:
-        return bytes.__len__(self)
+        return _array.array.__len__(self)
 
     def _no(self, *args: Any) -> Any:  # noqa: ANN401
         raise TypeError("'tensorrt.IHostMemory' object does not support this operation")
 
-    __len__ = __getitem__ = __iter__ = __contains__ = __add__ = __mul__ = __rmul__ = _no
-    __mod__ = __lt__ = __le__ = __gt__ = __ge__ = _no
+    __len__ = __getitem__ = __setitem__ = __delitem__ = __iter__ = __contains__ = _no
+    __add__ = __iadd__ = __mul__ = __imul__ = __rmul__ = __lt__ = __le__ = __gt__ = __ge__ = _no
+    __copy__ = __deepcopy__ = __reduce__ = __reduce_ex__ = _no
     __eq__ = object.__eq__  # type: ignore[assignment]
     __ne__ = object.__ne__  # type: ignore[assignment]
     __hash__ = object.__hash__  # type: ignore[assignment]
@@ -350,6 +366,10 @@ class INetworkDefinition(_Strict):
     def __init__(self, builder: Builder, flags: int) -> None:
         self._builder = builder
         self._flags = flags
+        st = NetworkDefinitionCreationFlag.__members__.get("STRONGLY_TYPED")
+        # No binding tells the typing mode: TensorRT's own knowledge (see the module docstring).
+        self._strongly_typed = _T.always_strongly_typed or (
+            st is not None and _builtins.bool(flags & (1 << int(st))))
         self._name = "Unnamed Network 0"
         self._inputs: list[ITensor] = []
         self._outputs: list[ITensor] = []
@@ -393,11 +413,6 @@ class INetworkDefinition(_Strict):
         if _TEN:
             return False
         return not self._flags & (1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
-
-    @property
-    def strongly_typed(self) -> bool:
-        st = NetworkDefinitionCreationFlag.__members__.get("STRONGLY_TYPED")
-        return st is not None and _builtins.bool(self._flags & (1 << int(st)))
 
     if _TEN:
         @property
@@ -652,7 +667,7 @@ class ITimingCache(_Strict):
 class IBuilderConfig(_Strict):
     def __init__(self, builder: Builder) -> None:
         self._builder = builder
-        self._flags = 0
+        self._flags = 1 << int(BuilderFlag.TF32)  # "kTF32 ... Enabled by default"
         self._pools = {int(MemoryPoolType.WORKSPACE): _GPU.devices[0].total_memory}
         self._default_device_type = DeviceType.GPU
         self._dla_core = -1
@@ -720,20 +735,21 @@ class IBuilderConfig(_Strict):
         check("DLA_core", "(self, arg0: int) -> None", value, int)
         self._dla_core = value
 
-    # INT8 calibration (deprecated in 10.1, pyCore.cpp utils::deprecateMember)
-    @property
-    def int8_calibrator(self) -> Any:  # noqa: ANN401
-        if _TEN:
-            warnings.warn("Deprecated in TensorRT 10.1. Superseded by explicit quantization.",
-                          DeprecationWarning, stacklevel=2)
-        return self._calibrator
+    # INT8 calibration (deprecated in 10.1, pyCore.cpp utils::deprecateMember; gone in 11.0)
+    if _T.int8_calibrator:
+        @property
+        def int8_calibrator(self) -> Any:  # noqa: ANN401
+            if _TEN:
+                warnings.warn("Deprecated in TensorRT 10.1. Superseded by explicit quantization.",
+                              DeprecationWarning, stacklevel=2)
+            return self._calibrator
 
-    @int8_calibrator.setter
-    def int8_calibrator(self, value: Any) -> None:  # noqa: ANN401
-        if _TEN:
-            warnings.warn("Deprecated in TensorRT 10.1. Superseded by explicit quantization.",
-                          DeprecationWarning, stacklevel=2)
-        self._calibrator = value
+        @int8_calibrator.setter
+        def int8_calibrator(self, value: Any) -> None:  # noqa: ANN401
+            if _TEN:
+                warnings.warn("Deprecated in TensorRT 10.1. Superseded by explicit quantization.",
+                              DeprecationWarning, stacklevel=2)
+            self._calibrator = value
 
     # profiles
     def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
@@ -819,13 +835,14 @@ class Builder(_Strict):
     def logger(self) -> ILogger:
         return self._logger
 
-    @property
-    def platform_has_fast_fp16(self) -> bool:
-        return True
+    if _T.platform_has_fast:  # gone in 11.0
+        @property
+        def platform_has_fast_fp16(self) -> bool:
+            return True
 
-    @property
-    def platform_has_fast_int8(self) -> bool:
-        return True
+        @property
+        def platform_has_fast_int8(self) -> bool:
+            return True
 
     @property
     def num_DLA_cores(self) -> int:  # noqa: N802 - the bindings' name
@@ -882,7 +899,7 @@ class Builder(_Strict):
                        if config._flags & (1 << int(m)))
         header = {
             "trt_version": __version__, "device": _device(ctx).name,
-            "compute_capability": _cc(ctx), "strongly_typed": network.strongly_typed,
+            "compute_capability": _cc(ctx), "strongly_typed": network._strongly_typed,
             "flags": flags, "dla_core": config._dla_core
             if config._default_device_type == DeviceType.DLA else -1,
             "profiles": [{k: [list(x) for x in v] for k, v in p._shapes.items()}
@@ -902,7 +919,7 @@ class Builder(_Strict):
         if network._model is None or not network._outputs:
             return 4, "Internal Error", "Network must have at least one output"
         on = {m.name for m in BuilderFlag.__members__.values() if config._flags & (1 << int(m))}
-        if network.strongly_typed:
+        if network._strongly_typed:
             for name in _PRECISION_FLAGS:
                 if name in on:
                     return 3, "API Usage Error", f"Parameter check failed, condition: " \
@@ -948,7 +965,7 @@ class Builder(_Strict):
                 return 2, "Internal Error", f"DLA cannot run the layers using UINT8 tensors " \
                                             f"{uint8_io} and GPU fallback is not enabled " \
                                             "(stand-in)"
-            if not network.strongly_typed and not {"FP16", "INT8"} & on:
+            if not network._strongly_typed and not {"FP16", "INT8"} & on:
                 return 2, "Internal Error", "DLA supports only FP16 and Int8 precision; set " \
                                             "BuilderFlag.FP16 or INT8 (stand-in)"
         return None
@@ -1090,9 +1107,17 @@ class ICudaEngine(_DeviceObject):
     def name(self) -> str:
         return "Unnamed Network 0"
 
-    @property
-    def device_memory_size(self) -> int:
-        return 1 << 20
+    _DEVICE_MEMORY = 1 << 20  # what an execution context allocates
+
+    if _T.device_memory_size:  # gone in 11.0
+        @property
+        def device_memory_size(self) -> int:
+            return ICudaEngine._DEVICE_MEMORY
+
+    if _TEN:
+        @property
+        def device_memory_size_v2(self) -> int:
+            return ICudaEngine._DEVICE_MEMORY
 
     def get_tensor_name(self, index: int) -> str | None:
         check("get_tensor_name", "(self, index: int) -> str", index, int)
@@ -1155,7 +1180,7 @@ class IExecutionContext(_DeviceObject):
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._addresses: dict[str, int] = {}
         self._out_shapes: dict[tuple[tuple[str, tuple[int, ...]], ...], dict[str, tuple]] = {}
-        self._hold(ctx, engine.device_memory_size)
+        self._hold(ctx, engine._DEVICE_MEMORY)
 
     @property
     def engine(self) -> ICudaEngine:
