@@ -128,7 +128,9 @@ def start_node_process(*ros_args: str, timeout: float = 60.0) -> subprocess.Pope
             break
         lines.append(line)
         if "segmentation node ready" in line:
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            # Keeps reading (a full pipe would block the node); the lines stay for the test.
+            threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+            proc.output = lines  # type: ignore[attr-defined]
             return proc
     proc.kill()
     raise AssertionError("node did not become ready:\n" + "".join(lines))

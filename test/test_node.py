@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
+from standin_fixtures import trt_standin_fixture  # noqa: F401 - provides `trt_standin`
 
 from rostools import (
     BEST_EFFORT,
@@ -254,6 +256,31 @@ def test_node_process_with_shipped_config(tiny_onnx, rng):
         assert stop_process(proc) == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_the_node_cleanly(tiny_onnx, rng, sig):
+    """Ctrl-C or a supervisor's SIGTERM while frames flow: exit 0, no traceback."""
+    proc = start_node_process("-p", f"model:={tiny_onnx}", "-p", "qos_reliability:=reliable")
+    try:
+        with ros_session() as (ctx, ex):
+            peer = Node("peer", context=ctx)
+            ex.add_node(peer)
+            rec = Recorder(peer, {"/segmentation/mask": Image})
+            pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
+            assert wait_for(lambda: pub.get_subscription_count() > 0
+                            and peer.count_publishers("/segmentation/mask") > 0, 20)
+            pub.publish(image_msg(frame(rng), "rgb8", 1))
+            assert wait_for(lambda: rec.count("/segmentation/mask") == 1, 10)
+            proc.send_signal(sig)
+            assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    time.sleep(0.2)  # the reader thread takes the last lines
+    out = "".join(proc.output)
+    assert "Traceback" not in out and "[ERROR]" not in out, out
+
+
 @pytest.mark.parametrize(("param", "value"), [
     ("backend", "cuda"),
     ("precision", "int4"),
@@ -267,6 +294,9 @@ def test_node_process_with_shipped_config(tiny_onnx, rng):
     ("input_size", "360x480"),
     ("drivable_classes", "[]"),
     ("image_topic", "/bad//topic"),
+    ("image_topic", "/1cam/image"),
+    ("camera_info_topic", "/a//b"),
+    ("max_input_pixels", "9223372036854775807"),
     ("overlay_alpha", "2.0"),
     ("output_resolution", "half"),
     ("camera_pose", "[0.0, 1.0]"),
@@ -281,6 +311,18 @@ def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param,
     assert r.returncode == 2, r.stderr
     assert f"parameter '{param}'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_unwritable_engine_dir_is_a_configuration_error(trt_standin, tiny_onnx, tmp_path):
+    """TensorRT writes engines beside the model unless told: a folder it cannot create is
+    a ConfigError naming engine_dir (exit 2 in main), not an OSError traceback."""
+    from seg_perception.core.errors import ConfigError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with ros_session() as (ctx, _), pytest.raises(ConfigError, match="engine_dir") as err:
+        make_node(ctx, tiny_onnx, backend="tensorrt", engine_dir=str(blocker / "engines"))
+    assert "writable folder" in str(err.value)
 
 
 def test_decompression_bombs_and_opencv_limit_cannot_stop_the_node(tiny_onnx, rng):

@@ -34,6 +34,7 @@ from rclpy.exceptions import (
     ParameterException,
     ParameterUninitializedException,
 )
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (
     HistoryPolicy,
@@ -111,6 +112,15 @@ class SegmentationNode(Node):
         except BaseException:
             self._logs.close()
             raise
+        try:
+            self._wire()
+        except BaseException:  # e.g. a topic rcl refuses: the backend (a GPU context) goes too
+            self.segmenter.backend.close()
+            self._logs.close()
+            raise
+
+    def _wire(self) -> None:
+        """Topics, timers and the worker around the configured segmenter."""
         info = self.segmenter.backend.info
         self._renderer = OutputRenderer(info.classes.palette_array(), self.cfg.drivable_ids,
                                         self.cfg.obstacle_ids)
@@ -202,6 +212,10 @@ class SegmentationNode(Node):
                          if n not in known and not n.startswith("qos_overrides."))
         if unknown:
             self.get_logger().warning(f"unknown parameters ignored: {', '.join(unknown)}")
+        qos = sorted(n for n in self._parameter_overrides if n.startswith("qos_overrides."))
+        if qos:
+            self.get_logger().warning(f"{', '.join(qos)} ignored: this node takes its input "
+                                      "QoS from qos_reliability and qos_depth")
 
     def _configure(self) -> tuple[NodeConfig, Segmenter]:
         for prm in PARAMETERS:
@@ -222,6 +236,7 @@ class SegmentationNode(Node):
         if "confidence" in cfg.outputs and CONFIDENCE_NAME not in info.outputs:
             raise ConfigError("publish_confidence", f"{info.name} has no {CONFIDENCE_NAME!r} "
                               "output; export it again with `seg-perception export`")
+        self._check_topic_names(cfg)  # before the backend: a TensorRT build takes minutes
         size = cfg.input_size or info.input_size
         try:
             backend = create_backend(
@@ -234,7 +249,22 @@ class SegmentationNode(Node):
             raise ConfigError(exc.option, str(exc)) from exc
         except (ValueError, RuntimeError) as exc:  # the backend could not start with this model
             raise ConfigError("backend", str(exc)) from exc
+        except OSError as exc:  # engines are written beside the model unless engine_dir says
+            raise ConfigError("engine_dir", f"cannot write TensorRT engines: {exc}; set "
+                              "engine_dir to a writable folder") from exc
         return cfg, Segmenter(backend, size)
+
+    def _check_topic_names(self, cfg: NodeConfig) -> None:
+        """rcl's own name rules (repeated '/', leading digits, ...), as ConfigErrors."""
+        image = cfg.image_topic.rstrip("/") + "/compressed" \
+            if cfg.input_transport == "compressed" else cfg.image_topic
+        for name, topic in (("image_topic", image), ("camera_info_topic", cfg.camera_info_topic)):
+            try:
+                self.resolve_topic_name(topic)
+            except Exception as exc:  # noqa: BLE001 - rclpy raises its private RCLError
+                why = str(exc).splitlines()[0].removeprefix("failed to resolve name: ")
+                raise ConfigError(name, f"not a valid topic name: {topic!r} "
+                                  f"({why.split(', at ')[0]})") from exc
 
     # -- callbacks (executor thread): keep the newest frame only -----------------------------
     def _on_image(self, msg: Image | CompressedImage) -> None:
@@ -464,20 +494,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"[{NODE_NAME}] error: {exc}", file=sys.stderr)
         code = 2
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # SIGINT / SIGTERM: rclpy's signal handler shut the context down
     except Exception:  # noqa: BLE001
-        # SIGINT/SIGTERM shut the context down; spin (or its start, if the signal came first)
-        # then raises ExternalShutdownException or an RCLError. Only a live context means a fault.
+        # A signal racing spin's wait can surface as an RCLError of the context it shut
+        # down: the same clean stop. Only a live context means a fault.
         if rclpy.ok():
             raise
     finally:
-        if node is not None:
-            node.close()
-            with contextlib.suppress(Exception):  # after a signal the context may be gone
-                node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        # A second Ctrl-C while the worker finishes its frame must not print a traceback.
+        with contextlib.suppress(KeyboardInterrupt):
+            if node is not None:
+                node.close()
+                with contextlib.suppress(Exception):  # after a signal the context may be gone
+                    node.destroy_node()
+            if rclpy.ok():
+                rclpy.shutdown()
     return code
 
 

@@ -138,7 +138,7 @@ PARAMETERS: tuple[Param, ...] = (
        "diagnostics turn WARN", min=0.0),
     _p("max_input_pixels", "int", DEFAULT_MAX_PIXELS, "largest frame (width x height) decoded; "
        "a larger raw frame or a JPEG/PNG whose header declares more is refused unread",
-       min=256),
+       min=256, max=16384 * 16384),
     _p("camera_info_topic", "str", "", "camera calibration matched to the frames (the latest "
        "one); empty: the `camera_info` sibling of `image_topic`"),
     _p("output_resolution", "str", "input", "`input`: outputs at the camera's size; `model`: at "
