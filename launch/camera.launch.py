@@ -38,8 +38,9 @@ def camera_nodes(namespace: str, cameras: str, camera_topic: str, backend: str =
         overrides["precision"] = precision
     if model:
         overrides["model"] = model
-    if not names:
-        return [(namespace, {**overrides, "image_topic": camera_topic or "/camera/image_raw"})]
+    if not names:  # the topic from camera_topic, else from params_file, else the node's own
+        return [(namespace, {**overrides, **({"image_topic": camera_topic} if camera_topic
+                                             else {})})]
     topic = camera_topic or "/{camera}/image_raw"
     return [(f"{namespace.rstrip('/')}/{n}" if namespace else n,
              {**overrides, "image_topic": topic.replace("{camera}", n)}) for n in names]
@@ -78,8 +79,9 @@ def generate_launch_description() -> object:
     share = get_package_share_directory(PACKAGE)
     args = [
         DeclareLaunchArgument("camera_topic", default_value="",
-                              description="input image topic (default /camera/image_raw; with "
-                                          "cameras:=..., a pattern with {camera})"),
+                              description="input image topic (default: params file's "
+                                          "image_topic; with cameras:=..., a pattern with "
+                                          "{camera}, default /{camera}/image_raw)"),
         DeclareLaunchArgument("params_file",
                               default_value=os.path.join(share, "config", "segmentation.yaml")),
         DeclareLaunchArgument("backend", default_value="",

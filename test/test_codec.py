@@ -199,3 +199,28 @@ def test_one_decoder_for_messages_of_either_kind(rgb):
         decode_message(raw, max_pixels=10)
     with pytest.raises(FrameError, match="not an image message"):
         decode_message(SimpleNamespace(data=b""))
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """The JPEG with an APP1 EXIF segment whose IFD0 holds only Orientation (tag 0x0112)."""
+    import struct
+
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_exif_orientation_is_ignored():
+    """A JPEG saying 'rotate 90' decodes as its pixels lie (as camera_info describes them)."""
+    from seg_perception.core.codec import decode_compressed
+
+    rgb = np.zeros((20, 40, 3), np.uint8)
+    rgb[:, :20] = (255, 0, 0)
+    ok, enc = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    tagged = _with_exif_orientation(enc.tobytes(), 6)
+    assert cv2.imdecode(np.frombuffer(tagged, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (40, 20)
+    out = decode_compressed("jpeg", tagged)
+    assert out.shape == (20, 40, 3) and out[10, 5, 0] > 200 and out[10, 35, 0] < 50

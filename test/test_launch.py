@@ -27,7 +27,8 @@ spec.loader.exec_module(camera_launch)
 
 
 def test_single_camera_defaults():
-    assert camera_launch.camera_nodes("", "", "") == [("", {"image_topic": "/camera/image_raw"})]
+    # No camera_topic: the params file's image_topic (or the node's default) is not overridden.
+    assert camera_launch.camera_nodes("", "", "") == [("", {})]
     assert camera_launch.camera_nodes("car", "", "/front/image", "tensorrt", "int8") == [
         ("car", {"image_topic": "/front/image", "backend": "tensorrt", "precision": "int8"})]
 

@@ -138,12 +138,14 @@ def decode_compressed(fmt: str, data: object,
     kind, width, height = compressed_header(buf)
     _check_size(width, height, max_pixels)
     try:
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        # The pixels as the sensor laid them out, which camera_info describes: an EXIF
+        # orientation (no camera driver writes one) would otherwise rotate them.
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as exc:  # OpenCV's own limits (more than 2^30 pixels) raise, not return
         raise FrameError(f"{kind} cannot be decoded: {exc.err or exc}") from exc
     if img is None or img.size == 0:
         raise FrameError(f"corrupt {kind} data ({buf.size} bytes)")
-    if img.shape[:2] not in ((height, width), (width, height)):  # EXIF may rotate a JPEG
+    if img.shape[:2] != (height, width):
         raise FrameError(f"{kind} decoded to {img.shape[1]}x{img.shape[0]}, header says "
                          f"{width}x{height}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
