@@ -469,7 +469,8 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
 
 def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
     """A distortion OpenCV refuses, then another camera's aspect ratio: masks keep flowing,
-    no grid or camera_info goes out, each bad message is counted once and diagnostics say why;
+    no grid or camera_info goes out, each bad message is counted (not each frame) and diagnostics
+    say why;
     a good camera_info brings the grid back."""
     from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import CameraInfo
@@ -505,6 +506,16 @@ def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
         assert wait_for(lambda: rec.count("/segmentation/grid") == 1
                         and rec.count("/segmentation/camera_info") == 1, 10)
         assert node._grid_note.startswith("ok")
+        # Calibrations that alternate are built once each and then looked up.
+        good = node._grid
+        for k, ci in enumerate((bad_d, _camera_info(320, 240)), start=2):
+            info_pub.publish(ci)
+            assert wait_for(lambda ci=ci: list(node._camera_info.d) == list(ci.d), 5)
+            pub.publish(image_msg(f, "rgb8", n + k))
+            assert wait_for(lambda k=k: rec.count("/segmentation/mask") == n + k, 10)
+        assert node._grid is good and rec.count("/segmentation/grid") == 2
+        # Counted each time the camera_info in use turns bad: the first bad one came back.
+        assert node.stats.totals["bad_camera_info"] == 3 and len(node._grids) == 3
 
 
 def test_outputs_at_model_resolution(tiny_onnx, rng):

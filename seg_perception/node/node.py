@@ -13,6 +13,7 @@ import functools
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,7 @@ NODE_NAME = "segmentation_node"
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 _T = ParameterType
+GRIDS_KEPT = 4  # ground grids kept per camera_info content (1.7 MB each at 480x360)
 
 
 @dataclass
@@ -171,6 +173,7 @@ class SegmentationNode(Node):
             if self.cfg.publish_grid else None
         self._grid: GroundGrid | None = None
         self._grid_key: tuple | None = None
+        self._grids: OrderedDict[tuple, tuple[GroundGrid | None, str]] = OrderedDict()
         self._grid_msg: OccupancyGrid | None = None
         self._grid_note = "off" if not self.cfg.publish_grid else \
             f"waiting for camera_info on {self.cfg.camera_info_topic}"
@@ -374,7 +377,7 @@ class SegmentationNode(Node):
         return intr
 
     def _bad_camera_info(self, exc: Exception, ci: CameraInfo, frame_hw: tuple[int, ...]) -> None:
-        """Counted once per distinct bad message (drivers repeat it with every frame)."""
+        """Counted when the camera_info in use turns bad, not per frame (drivers repeat it)."""
         key = (tuple(ci.k), tuple(ci.p), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
                tuple(frame_hw))
         if key != self._bad_info_key:
@@ -418,18 +421,24 @@ class SegmentationNode(Node):
         key = (tuple(ci.k), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
                small_ids.shape, tuple(frame_hw))
         if key != self._grid_key:
-            # Built once per camera_info (a few hundred ms at 480x360), then lookups per frame.
-            try:
-                intr = self._intrinsics(ci, frame_hw)
-                h, w = small_ids.shape
-                spec = GridSpec(self.cfg.grid_resolution, self.cfg.grid_x_range,
-                                self.cfg.grid_y_range)
-                self._grid = GroundGrid(intr.scaled(w, h), self.cfg.camera_pose, spec)
-                self._grid_note = f"ok: {spec.cols}x{spec.rows} cells of {spec.resolution} m"
-            except (ValueError, cv2.error) as exc:
-                self._grid = None
-                self._grid_note = f"no grid: {exc}"
-                self._bad_camera_info(exc, ci, frame_hw)
+            # Built once per camera_info (a few hundred ms at 480x360), then lookups per frame;
+            # the last few are kept, so calibrations that alternate cost one build each.
+            cached = self._grids.pop(key, None)
+            if cached is None:
+                try:
+                    intr = self._intrinsics(ci, frame_hw)
+                    h, w = small_ids.shape
+                    spec = GridSpec(self.cfg.grid_resolution, self.cfg.grid_x_range,
+                                    self.cfg.grid_y_range)
+                    cached = (GroundGrid(intr.scaled(w, h), self.cfg.camera_pose, spec),
+                              f"ok: {spec.cols}x{spec.rows} cells of {spec.resolution} m")
+                except (ValueError, cv2.error) as exc:
+                    cached = (None, f"no grid: {exc}")
+                    self._bad_camera_info(exc, ci, frame_hw)
+            self._grids[key] = cached
+            while len(self._grids) > GRIDS_KEPT:
+                self._grids.popitem(last=False)
+            self._grid, self._grid_note = cached
             self._grid_key = key
         if self._grid is None:
             return
