@@ -469,9 +469,8 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
 
 def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
     """A distortion OpenCV refuses, then another camera's aspect ratio: masks keep flowing,
-    no grid or camera_info goes out, each bad message is counted (not each frame) and diagnostics
-    say why;
-    a good camera_info brings the grid back."""
+    no grid or camera_info goes out, each bad message is counted (not each frame) and
+    diagnostics say why; a good camera_info brings the grid back."""
     from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import CameraInfo
 
