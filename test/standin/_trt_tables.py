@@ -82,6 +82,12 @@ BUILDER_FLAG_10_3 = (
     ("WEIGHTLESS", 19), ("STRIP_PLAN", 19), ("REFIT_IDENTICAL", 20), ("WEIGHT_STREAMING", 21),
     ("INT4", 22), ("REFIT_INDIVIDUAL", 23))
 
+MEMORY_POOL_10 = (("WORKSPACE", 0), ("DLA_MANAGED_SRAM", 1), ("DLA_LOCAL_DRAM", 2),
+                  ("DLA_GLOBAL_DRAM", 3), ("TACTIC_DRAM", 4), ("TACTIC_SHARED_MEMORY", 5))
+DATA_TYPE_10_13 = (("FLOAT", 0), ("HALF", 1), ("BF16", 7), ("INT8", 2), ("INT32", 3),
+                   ("INT64", 8), ("BOOL", 4), ("UINT8", 5), ("FP8", 6), ("INT4", 9),
+                   ("FP4", 10), ("E8M0", 11))  # unchanged in 11.1
+
 TABLES = {
     "8.6": Tables(
         family="8.6", severity=SEVERITY,
@@ -103,8 +109,7 @@ TABLES = {
     "10.3": Tables(
         family="10.3", severity=SEVERITY, builder_flag=BUILDER_FLAG_10_3,
         network_flag=(("EXPLICIT_BATCH", 0), ("STRONGLY_TYPED", 1)),
-        memory_pool=(("WORKSPACE", 0), ("DLA_MANAGED_SRAM", 1), ("DLA_LOCAL_DRAM", 2),
-                     ("DLA_GLOBAL_DRAM", 3), ("TACTIC_DRAM", 4), ("TACTIC_SHARED_MEMORY", 5)),
+        memory_pool=MEMORY_POOL_10,
         data_type=(("FLOAT", 0), ("HALF", 1), ("BF16", 7), ("INT8", 2), ("INT32", 3),
                    ("INT64", 8), ("BOOL", 4), ("UINT8", 5), ("FP8", 6), ("INT4", 9)),
         device_type=DEVICE_TYPE, tensor_io_mode=TENSOR_IO_MODE,
@@ -117,11 +122,7 @@ TABLES = {
                                    ("DISTRIBUTIVE_INDEPENDENCE", 28)),
         network_flag=(("EXPLICIT_BATCH", 0), ("STRONGLY_TYPED", 1),
                       ("PREFER_AOT_PYTHON_PLUGINS", 3), ("PREFER_JIT_PYTHON_PLUGINS", 2)),
-        memory_pool=(("WORKSPACE", 0), ("DLA_MANAGED_SRAM", 1), ("DLA_LOCAL_DRAM", 2),
-                     ("DLA_GLOBAL_DRAM", 3), ("TACTIC_DRAM", 4), ("TACTIC_SHARED_MEMORY", 5)),
-        data_type=(("FLOAT", 0), ("HALF", 1), ("BF16", 7), ("INT8", 2), ("INT32", 3),
-                   ("INT64", 8), ("BOOL", 4), ("UINT8", 5), ("FP8", 6), ("INT4", 9),
-                   ("FP4", 10), ("E8M0", 11)),
+        memory_pool=MEMORY_POOL_10, data_type=DATA_TYPE_10_13,
         device_type=DEVICE_TYPE, tensor_io_mode=TENSOR_IO_MODE,
         parser_error_code=PARSER_ERROR_CODE_10, progress_monitor=True,
         parser_error_detail=True),
@@ -137,11 +138,7 @@ TABLES = {
                       ("DISTRIBUTIVE_INDEPENDENCE", 27)),
         network_flag=(("STRONGLY_TYPED", 0), ("PREFER_AOT_PYTHON_PLUGINS", 2),
                       ("PREFER_JIT_PYTHON_PLUGINS", 1)),
-        memory_pool=(("WORKSPACE", 0), ("DLA_MANAGED_SRAM", 1), ("DLA_LOCAL_DRAM", 2),
-                     ("DLA_GLOBAL_DRAM", 3), ("TACTIC_DRAM", 4), ("TACTIC_SHARED_MEMORY", 5)),
-        data_type=(("FLOAT", 0), ("HALF", 1), ("BF16", 7), ("INT8", 2), ("INT32", 3),
-                   ("INT64", 8), ("BOOL", 4), ("UINT8", 5), ("FP8", 6), ("INT4", 9),
-                   ("FP4", 10), ("E8M0", 11)),
+        memory_pool=MEMORY_POOL_10, data_type=DATA_TYPE_10_13,
         device_type=DEVICE_TYPE, tensor_io_mode=TENSOR_IO_MODE,
         parser_error_code=PARSER_ERROR_CODE_10, progress_monitor=True,
         parser_error_detail=True, always_strongly_typed=True, int8_calibrator=False,
