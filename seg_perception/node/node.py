@@ -398,8 +398,9 @@ class SegmentationNode(Node):
         if key != self._info_key:
             try:
                 intr = self._intrinsics(ci, frame_hw)
-            except (ValueError, cv2.error) as exc:
+            except (ValueError, cv2.error) as exc:  # checked once per content, like a good one
                 self._bad_camera_info(exc, ci, frame_hw)
+                self._info_out, self._info_key = None, key
                 return
             h, w = size
             scaled = intr.scaled(w, h)
@@ -408,7 +409,8 @@ class SegmentationNode(Node):
             out.k = scaled.k.ravel().tolist()
             out.p = scaled.p.ravel().tolist()
             self._info_out, self._info_key = out, key
-        assert self._info_out is not None
+        if self._info_out is None:  # this camera_info was refused (logged and counted)
+            return
         self._info_out.header = header
         self._info_pub.publish(self._info_out)
 

@@ -19,7 +19,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -92,7 +92,7 @@ def cpu_has_bf16() -> bool:
 
 
 def autocast_dtype(choice: str, device: torch.device,
-                   has_bf16: Any = cpu_has_bf16) -> torch.dtype | None:
+                   has_bf16: Callable[[], bool] = cpu_has_bf16) -> torch.dtype | None:
     """The dtype ``--autocast`` resolves to on ``device`` (None: train in fp32)."""
     if choice not in AUTOCAST:
         raise ValueError(f"--autocast must be one of {', '.join(AUTOCAST)}, got {choice!r}")
