@@ -7,6 +7,7 @@ this module owns, and the real deserialiser is exercised by the tensorrt-marked 
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import multiprocessing as mp
@@ -220,7 +221,7 @@ def test_build_plans_per_version_and_precision(tiny_onnx, tmp_path):
         assert p.strongly_typed and p.flags == () and p.network_onnx.parent == tmp_path
     fp32 = plan_build(info, "fp32", (64, 64), "8.6.1")
     assert fp32.flags == () and fp32.cleared == ("TF32",)  # fp32 means fp32, not TF32
-    assert "cleared=TF32" in fp32.key_text(1024)
+    assert "cleared=TF32" in fp32.key_text()
     assert plan_build(info, "fp16", (64, 64), "8.6.1").cleared == ()
     with pytest.raises(ValueError, match="dla_core"):
         plan_build(info, "fp32", (96, 128), "10.3.0", dla_core=0)
@@ -298,17 +299,28 @@ def test_nodes_started_together_build_once_whatever_the_reason(tmp_path, before)
 
 def test_a_changed_build_plan_is_another_engine(tmp_path):
     r, _, _ = resolve(tmp_path)
-    other = replace(KEY, build_plan="weak;flags=FP16,INT8;workspace_mb=2048")
+    other = replace(KEY, build_plan="weak;flags=FP16,INT8")
     reason, _ = check_engine(r.path, other)
     assert reason is not None and reason.startswith("stale") and "build_plan" in reason
 
 
-def test_plan_key_text_names_flags_typing_and_workspace(tiny_onnx, tmp_path):
+def test_plan_key_text_names_flags_typing_and_network_recipe(tiny_onnx, tmp_path,
+                                                             monkeypatch):
+    """Flags, typing and how a converted network was made key the engine; the workspace limit
+    does not (a build-time bound: the engine runs the same)."""
+    from seg_perception.inference import variants
     from seg_perception.inference.modelinfo import read_model_info
 
     info = read_model_info(tiny_onnx)
     weak = plan_build(info, "fp16", (96, 128), "10.3.0", -1, tmp_path)
-    assert weak.key_text(1024) == "weak;flags=FP16;workspace_mb=1024"
-    assert weak.key_text(1024) != weak.key_text(2048)
+    assert weak.key_text() == "weak;flags=FP16" and weak.network_recipe == ""
+    if not importlib.util.find_spec("onnxconverter_common"):
+        return
     strong = plan_build(info, "fp16", (96, 128), "10.13.0", -1, tmp_path)
-    assert strong.key_text(1024) == "strong;flags=;workspace_mb=1024"
+    conv = importlib.metadata.version("onnxconverter-common")
+    assert strong.key_text() == (f"strong;flags=;network=fp16-v{variants.FP16_RECIPE}"
+                                 f"-onnxconverter-common-{conv}")
+    monkeypatch.setattr(variants, "FP16_RECIPE", variants.FP16_RECIPE + 1)
+    assert plan_build(info, "fp16", (96, 128), "10.13.0", -1, tmp_path).key_text() != \
+        strong.key_text()
+    assert plan_build(info, "fp32", (96, 128), "10.13.0").network_recipe == ""

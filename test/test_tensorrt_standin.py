@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import pytest
 from standin import FLAVOURS, install
 from standin._gpu import DeviceSpec
 from standin._plan import payload, peek
-from standin.install import build
+from standin.install import ORIN, build
 from standin_fixtures import trt_standin_fixture  # noqa: F401 - provides `trt_standin`
 
 from conftest import logs
@@ -295,6 +296,32 @@ def standin_build(inst, model: Path, flags: tuple[str, ...] = ()) -> bytes:
 
 
 @flavours
+def test_one_logger_while_a_runtime_or_builder_lives(trt_standin):
+    """TensorRT keeps a single logger pointer: a builder made with another logger while a runtime
+    lives logs to the runtime's (with a warning there); once all are gone a new one counts."""
+    trt = trt_standin.trt
+
+    class Rec(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.lines: list[str] = []
+
+        def log(self, severity, msg):
+            self.lines.append(msg)
+
+    first, second = Rec(), Rec()
+    runtime = trt.Runtime(first)
+    builder = trt.Builder(second)
+    assert builder.logger is first and not second.lines
+    assert any("differs from one already provided" in m for m in first.lines)
+    del runtime, builder
+    import gc
+
+    gc.collect()
+    assert trt.Builder(second).logger is second
+
+
+@flavours
 def test_deserialising_what_is_not_this_versions_engine_fails_like_tensorrt(trt_standin,
                                                                            model_dir):
     """Bytes that are not a plan, a truncated or altered plan, another version's plan, another
@@ -320,6 +347,17 @@ def test_deserialising_what_is_not_this_versions_engine_fails_like_tensorrt(trt_
         runtime = trt.Runtime(Collect())
         engine = runtime.deserialize_cuda_engine(good)
         assert engine is not None and engine.num_io_tensors == 3  # image, labels, confidence
+        if version_of(trt) >= (10, 0):  # py::arg("strategy"): positional or keyword
+            static = trt.ExecutionContextAllocationStrategy.STATIC
+            contexts = [engine.create_execution_context(static),
+                        engine.create_execution_context(strategy=static)]
+            del contexts  # freed while the context is current
+            with pytest.raises(TypeError):
+                engine.create_execution_context(0)
+        else:
+            assert not hasattr(trt, "ExecutionContextAllocationStrategy")
+            with pytest.raises(TypeError):
+                engine.create_execution_context(None)
         assert [engine.get_tensor_name(i) for i in range(2)] == ["image", "labels"]
         assert engine.get_tensor_mode("image") == trt.TensorIOMode.INPUT
         assert engine.get_tensor_dtype("labels") == trt.DataType.UINT8
@@ -461,6 +499,67 @@ def test_cache_missing_hit_stale_and_rebuilt(trt_standin, model_dir, tiny_checkp
         ref.close()
     finally:
         b.close()
+    assert_released(trt_standin)
+
+
+@flavours
+def test_an_engine_built_with_another_workspace_is_used(trt_standin, model_dir):
+    """The workspace bounds the builder's scratch memory only: the node (default workspace) uses
+    what ``build-engine --workspace-mb 2048`` made instead of rebuilding it."""
+    from seg_perception.inference.tensorrt.backend import resolve_engine
+
+    path = resolve_engine(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng",
+                          progress=False, workspace_mb=2048)
+    assert json.loads(sidecar_path(path).read_text())["workspace_mb"] == 2048
+    b, out = open_trt(model_dir / "seg.onnx")
+    b.close()
+    assert b.engine_path == path and trt_standin.controls.build_calls == 1
+    assert any("using cached" in m for m in out), out
+    assert_released(trt_standin)
+
+
+@pytest.mark.parametrize("trt_standin", ["10.13.0", "11.1.0"], indirect=True)
+def test_a_new_fp16_conversion_recipe_rebuilds(trt_standin, model_dir, monkeypatch):
+    """Strongly typed fp16 builds from a network converted here: a new conversion recipe (or
+    converter version) is another network, so the engine made from the old one is stale."""
+    from seg_perception.inference import variants
+
+    b, _ = open_trt(model_dir / "seg.onnx", "fp16")
+    b.close()
+    b, out = open_trt(model_dir / "seg.onnx", "fp16")
+    b.close()
+    assert trt_standin.controls.build_calls == 1  # the converter's output is not hashed
+    monkeypatch.setattr(variants, "FP16_RECIPE", variants.FP16_RECIPE + 1)
+    b, out = open_trt(model_dir / "seg.onnx", "fp16")
+    b.close()
+    assert trt_standin.controls.build_calls == 2
+    assert any("stale" in m and "build_plan" in m for m in out), out
+    assert_released(trt_standin)
+
+
+ORIN_NX = replace(ORIN, total_memory=15 << 30, multiprocessors=8)  # Orin NX 16GB
+
+
+@pytest.mark.parametrize("trt_standin", [FLAVOURS["10.3.0"].with_devices(ORIN, ORIN_NX)],
+                         indirect=True, ids=["agx-and-nx-orin"])
+def test_orin_modules_get_their_own_engines(trt_standin, model_dir):
+    """AGX and NX Orin report one name and SM 8.7: their size tells them apart, so an engine
+    directory shared between them holds one engine each instead of handing AGX's to the NX."""
+    from seg_perception.inference.tensorrt.backend import TensorRTBackend
+
+    paths = []
+    for device in (0, 1, 0, 1):
+        b = TensorRTBackend(model_dir / "seg.onnx", "fp16", SIZE, model_dir / "eng",
+                            device=device)
+        paths.append(b.engine_path)
+        b.close()
+    assert paths[0] == paths[2] != paths[1] == paths[3]
+    assert "orin-nvgpu-sm87-14sm-30gib" in paths[0].name, paths[0]
+    assert "orin-nvgpu-sm87-8sm-15gib" in paths[1].name, paths[1]
+    assert trt_standin.controls.build_calls == 2
+    keys = [json.loads(sidecar_path(p).read_text())["key"] for p in paths[:2]]
+    assert [k["gpu_detail"] for k in keys] == ["14SM 30GiB", "8SM 15GiB"]
+    assert len(list((model_dir / "eng").glob("timing.*.cache"))) == 2
     assert_released(trt_standin)
 
 
@@ -613,10 +712,14 @@ def test_precision_selects_network_and_flags(trt_standin, with_qdq, precision):
 
 
 @flavours
-def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, model_dir):
-    """What TensorRT itself refuses at build time, reached through the project's builder."""
+@pytest.mark.parametrize("runtime_alive", [False, True], ids=["alone", "runtime-alive"])
+def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, model_dir,
+                                                                    runtime_alive):
+    """What TensorRT itself refuses at build time, reached through the project's builder, with
+    TensorRT's lines in the error even while a runtime (a node's open engine) lives: TensorRT
+    then keeps that runtime's logger for the builder too."""
     from seg_perception.inference.modelinfo import read_model_info
-    from seg_perception.inference.tensorrt.build import BuildPlan, build_serialized
+    from seg_perception.inference.tensorrt.build import BuildPlan, build_serialized, trt_logger
     from seg_perception.inference.tensorrt.cache import EngineBuildError
 
     trt, cuda = trt_standin.trt, trt_standin.cuda
@@ -630,6 +733,7 @@ def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, m
     cuda.init()
     ctx = cuda.Device(0).retain_primary_context()
     ctx.push()
+    runtime = trt.Runtime(trt_logger(trt)) if runtime_alive else None
     try:
         if version_of(trt) >= (11, 0):  # no FP16 flag to set at all: strong typing is the only mode
             with pytest.raises(AttributeError, match="FP16"):
@@ -638,6 +742,7 @@ def test_int8_without_qdq_and_flags_on_strong_typing_are_rejected(trt_standin, m
         with pytest.raises(EngineBuildError, match="TensorRT failed to build an engine") as e:
             build_serialized(bad, None, progress=False)
     finally:
+        del runtime
         cuda.Context.pop()
         ctx.detach()
     assert any(want in m for m in out) and any(want in m for m in e.value.errors), out

@@ -12,10 +12,11 @@ import torch
 
 from conftest import ROOT, camvid_root, needs_camvid
 from seg_perception.cli import main as cli
+from seg_perception.core.errors import TrainingError
 from seg_perception.inference.modelinfo import read_model_info
 from seg_perception.model.checkpoint import load_checkpoint, load_model
 from seg_perception.optimize.export import export_onnx, parity
-from seg_perception.training.train import autocast_dtype
+from seg_perception.training.train import autocast_dtype, train_one_epoch
 
 CLASSES = {"names": ["sky", "road", "car"], "palette": [[0, 0, 255], [90, 90, 90], [255, 0, 0]],
            "ignore_id": 7, "drivable": ["road"], "obstacles": ["car"]}
@@ -141,6 +142,47 @@ def test_bf16_autocast_trains_and_says_so(dataset, tmp_path):
     ck = load_checkpoint(tmp_path / "last.pt")
     assert ck["meta"]["recipe"]["autocast_dtype"] == "bfloat16"
     assert all(v.dtype in (torch.float32, torch.int64) for v in ck["state_dict"].values())
+
+
+def _tiny_step_parts():
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 3, padding=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return model, opt, sched, torch.nn.CrossEntropyLoss(ignore_index=255)
+
+
+def _batch(bad: bool = False):
+    x = torch.rand(2, 3, 8, 8)
+    if bad:
+        x[0, 0, 0, 0] = float("nan")  # one NaN pixel poisons the loss and every gradient
+    return x, torch.randint(0, 4, (2, 8, 8))
+
+
+def test_a_non_finite_step_is_skipped_and_counted():
+    """One NaN batch must not turn every weight into NaN (and every later checkpoint with it):
+    the step is skipped, the schedule still advances, the epoch says how many were skipped."""
+    model, opt, sched, crit = _tiny_step_parts()
+    res = train_one_epoch(model, crit, opt, sched, iter([_batch(), _batch()]), None,
+                          torch.device("cpu"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = train_one_epoch(model, crit, opt, sched, iter([_batch(bad=True)]), None,
+                          torch.device("cpu"))
+    assert res.skipped == 1 and np.isnan(res.loss)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert sched.last_epoch == 3
+    res = train_one_epoch(model, crit, opt, sched, iter([_batch(), _batch(bad=True), _batch()]),
+                          None, torch.device("cpu"))
+    assert res.skipped == 1 and np.isfinite(res.loss)
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_steps_non_finite_in_a_row_stop_the_run():
+    model, opt, sched, crit = _tiny_step_parts()
+    with pytest.raises(TrainingError, match="3 steps in a row.*try --autocast off"):
+        train_one_epoch(model, crit, opt, sched, iter([_batch(bad=True)] * 4), None,
+                        torch.device("cpu"), amp=torch.bfloat16, max_bad_steps=3)
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
 
 
 def test_init_refuses_another_architecture(trained, dataset, tmp_path, capsys):

@@ -257,6 +257,20 @@ def test_qdq_scale_and_zero_point_rules_per_version():
     assert _has(found, "q_x", "has no zero point", "8.6")
 
 
+def test_qdq_fp16_scale_is_misread_by_the_8_6_importer():
+    """8.6's importer casts a constant scale to float*: an fp16 scale (opset 19) is refused
+    there and taken by the 10.x/11.x importers."""
+    h = np.float16
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], "q_x"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], "dq_x")]
+    m = _model(nodes, [_f("x", [1, 4, 8, 8], TensorProto.FLOAT16)],
+               [_f("y", None, TensorProto.FLOAT16)],
+               [_init("s", np.asarray(0.02, h)), _init("z", np.asarray(0, np.int8))], opset=19)
+    found = [v for v in check_model(m) if "scales only" in v.rule]
+    assert {v.target for v in found} == {"8.6"} and _has(found, "q_x", "FP16; this version")
+    assert check_model(_qdq_conv(), ["8.6"]) == []  # fp32 scales pass
+
+
 def test_qdq_uint8_zero_point_rejected_at_8_6_taken_as_int8_later():
     m = _qdq_conv()
     for t in m.graph.initializer:

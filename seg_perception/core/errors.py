@@ -43,3 +43,8 @@ class FrameError(SegPerceptionError, ValueError):
 
 class BagError(SegPerceptionError, ValueError):
     """A bag that cannot be read (missing topics, unreadable data)."""
+
+
+class TrainingError(SegPerceptionError, RuntimeError):
+    """A training run that cannot go on (its loss or gradients stayed non-finite); the weights
+    saved before it are untouched."""

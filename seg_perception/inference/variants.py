@@ -66,6 +66,21 @@ def find_qdq(model: str | Path) -> Path:
 
 
 # -- FP16 conversion ----------------------------------------------------------------------------
+# Bump when fp16_model's own steps (op block list, cast fixes) change what it makes.
+FP16_RECIPE = 1
+
+
+def fp16_recipe() -> str:
+    """Names what ``fp16_model`` makes: engines built from its output are keyed by it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        conv = version("onnxconverter-common")
+    except PackageNotFoundError:
+        conv = "none"
+    return f"fp16-v{FP16_RECIPE}-onnxconverter-common-{conv}"
+
+
 def fp16_model(model: str | Path) -> Any:  # noqa: ANN401 - onnx.ModelProto, imported lazily
     """A float16 copy of the float graph for strongly typed TensorRT and GPU providers; uint8
     input and label output are unchanged, and Resize scales stay float32 (the converter knows

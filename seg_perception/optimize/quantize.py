@@ -1,9 +1,9 @@
 """INT8 by explicit quantization, and the FP16 ONNX for strongly typed TensorRT.
 
-TensorRT 10.12+ and 11 dropped implicit (calibrator-driven) INT8 and weak typing, so precision
-lives in the ONNX: a Q/DQ model calibrated here on real frames (symmetric int8, zero point 0,
-per-channel weights, as TensorRT requires), or a float16 model. The Q/DQ model also runs on ONNX
-Runtime's CPU provider, which is how its accuracy is measured without a GPU.
+Implicit (calibrator-driven) INT8 and weak typing are deprecated in TensorRT 10.x and gone in
+11, so precision lives in the ONNX: a Q/DQ model calibrated here on real frames (symmetric int8,
+zero point 0, per-channel weights, as TensorRT requires), or a float16 model. The Q/DQ model
+also runs on ONNX Runtime's CPU provider, which is how its accuracy is measured without a GPU.
 """
 
 from __future__ import annotations

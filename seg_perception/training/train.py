@@ -19,6 +19,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from seg_perception.core.classes import IGNORE_LABEL, ClassSet
+from seg_perception.core.errors import TrainingError
 from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.datasets.camvid import (
     PHOTOMETRIC,
@@ -144,30 +146,68 @@ def batches(images: np.ndarray, labels: np.ndarray, aug: Augment, batch_size: in
         yield x.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last), y
 
 
+MAX_BAD_STEPS = 5  # non-finite steps in a row before a run stops
+
+
+@dataclass
+class EpochResult:
+    """An epoch's mean loss over the steps taken, and the steps skipped as non-finite."""
+
+    loss: float
+    skipped: int = 0
+
+
 def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
                     opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
                     data: Iterator[tuple[torch.Tensor, torch.Tensor]],
                     ema: AveragedModel | None, device: torch.device,
-                    on_step: Any = None, amp: torch.dtype | None = None) -> float:
-    """Returns the epoch's mean loss; ``amp`` is the autocast dtype (None: fp32)."""
+                    on_step: Any = None, amp: torch.dtype | None = None,
+                    max_bad_steps: int = MAX_BAD_STEPS) -> EpochResult:
+    """One pass over ``data``; ``amp`` is the autocast dtype (None: fp32).
+
+    A step whose loss or gradients are not finite is skipped (weights, EMA and optimiser state
+    untouched; the schedule still advances, so the run's length stays fixed): one such step
+    would otherwise turn every weight into NaN and every later checkpoint with it.
+    ``max_bad_steps`` in a row raise ``TrainingError``.
+    """
     model.train()
     losses: list[float] = []
-    for x, y in data:
+    skipped = bad_run = 0
+    for step, (x, y) in enumerate(data):
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = model(x)
             logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
                                    align_corners=False)
             loss = crit(logits.float(), y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if ema is not None:
-            ema.update_parameters(model)
-        losses.append(loss.item())
-        if on_step is not None:
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            grads = [q.grad for q in model.parameters() if q.grad is not None]
+            finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        if finite:
+            opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            losses.append(loss.item())
+            bad_run = 0
+        else:
+            opt.zero_grad(set_to_none=True)
+            skipped += 1
+            bad_run += 1
+            if bad_run >= max_bad_steps:
+                raise TrainingError(
+                    f"training diverged: {bad_run} steps in a row with a non-finite loss or "
+                    f"gradient (the last at step {step} of this epoch, autocast "
+                    f"{'fp32' if amp is None else str(amp).removeprefix('torch.')}); the "
+                    "checkpoints already written are untouched"
+                    + (" (try --autocast off)" if amp is not None else ""))
+        with warnings.catch_warnings():  # a skipped first step is meant, not a misordering
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            sched.step()
+        if on_step is not None and losses:
             on_step(float(np.mean(losses)))
-    return float(np.mean(losses))
+    return EpochResult(float(np.mean(losses)) if losses else float("nan"), skipped)
 
 
 class _Log:
@@ -421,11 +461,13 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
                         refresh=False)
 
     for epoch in bar:
-        loss = train_one_epoch(t.trained, crit, t.opt, t.sched,
-                               batches(data.x_train, data.y_train, aug, args.batch_size, rng,
-                                       device, dist.rank, dist.world),
-                               t.ema, device, on_step, amp)
+        res = train_one_epoch(t.trained, crit, t.opt, t.sched,
+                              batches(data.x_train, data.y_train, aug, args.batch_size, rng,
+                                      device, dist.rank, dist.world),
+                              t.ema, device, on_step, amp)
+        loss = res.loss
         rec: dict[str, Any] = {"event": "epoch", "epoch": epoch, "loss": loss,
+                               "skipped_steps": res.skipped,
                                "lr": t.sched.get_last_lr()[0],
                                "elapsed_s": round(time.time() - t0, 1)}
         last = epoch + 1 == args.epochs

@@ -72,6 +72,7 @@ class DeviceSpec:
     compute_capability: tuple[int, int]
     total_memory: int = 8 << 30
     dla_cores: int = 0
+    multiprocessors: int = 8
 
 
 @dataclass

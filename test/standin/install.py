@@ -13,9 +13,10 @@ from ._gpu import DeviceSpec, EmulatedGpu
 
 HERE = Path(__file__).resolve().parent
 
-ORIN = DeviceSpec("Orin (nvgpu)", (8, 7), 30 << 30, dla_cores=2)  # Jetson AGX Orin
-RTX3060 = DeviceSpec("NVIDIA GeForce RTX 3060", (8, 6), 12 << 30)
-H200 = DeviceSpec("NVIDIA H200", (9, 0), 141 << 30)
+# Jetson AGX Orin 32GB; Orin NX/Nano report the same name and SM 8.7 with fewer SMs, less memory
+ORIN = DeviceSpec("Orin (nvgpu)", (8, 7), 30 << 30, dla_cores=2, multiprocessors=14)
+RTX3060 = DeviceSpec("NVIDIA GeForce RTX 3060", (8, 6), 12 << 30, multiprocessors=28)
+H200 = DeviceSpec("NVIDIA H200", (9, 0), 141 << 30, multiprocessors=132)
 
 
 @dataclass

@@ -61,6 +61,14 @@ class CudaContext:
     def closed(self) -> bool:
         return self._closed
 
+    def identity(self) -> tuple[str, str, str]:
+        """Name, compute capability and size ('14SM 29GiB') of the GPU, as engines are keyed:
+        an engine is tuned for one device type, and Jetson Orin modules differ only in size."""
+        d = self.device
+        sms = int(d.get_attribute(self.cuda.device_attribute.MULTIPROCESSOR_COUNT))
+        return (d.name(), "{}.{}".format(*d.compute_capability()),
+                f"{sms}SM {int(d.total_memory()) >> 30}GiB")
+
     def release(self) -> None:
         with self._lock:
             if not self._closed:
@@ -133,11 +141,12 @@ def _np_dtype(trt: Any, dt: Any) -> np.dtype:  # noqa: ANN401 - tensorrt module 
 
 def engine_key(info: ModelInfo, network_onnx: Path, precision: str,
                input_shape: tuple[int, int, int, int], dla_core: int, trt_version: str,
-               gpu: tuple[str, str], build_plan: str = "") -> EngineKey:
+               gpu: tuple[str, str, str], build_plan: str = "") -> EngineKey:
+    """``gpu``: name, compute capability, size (``CudaContext.identity``)."""
     return EngineKey(model_sha256=info.sha256, network_sha256=file_sha256(network_onnx),
                      trt_version=trt_version, gpu_name=gpu[0], compute_capability=gpu[1],
                      precision=precision, input_shape=input_shape, dla_core=int(dla_core),
-                     build_plan=build_plan)
+                     build_plan=build_plan, gpu_detail=gpu[2])
 
 
 def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None,
@@ -152,7 +161,7 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
     info = read_model_info(model)
     size = tuple(input_size) if input_size else info.input_size
     engine_dir = Path(engine_dir) if engine_dir else info.path.parent
-    gpu = (cuda_ctx.device.name(), "{}.{}".format(*cuda_ctx.device.compute_capability()))
+    gpu = cuda_ctx.identity()
     logger = trt_logger(trt)
     runtime = trt.Runtime(logger)
     if dla_core >= 0:
@@ -160,11 +169,12 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
     with tempfile.TemporaryDirectory(prefix="seg_trt_") as work:
         # why the ignore below: size is a (height, width) pair; tuple() loses the length
         plan = plan_build(info, precision, size, trt.__version__, dla_core, work)  # type: ignore[arg-type]
-        # A network converted here (fp16) is a pure function of the model: key it by the model,
-        # so a converter's byte-level changes never force a rebuild.
+        # A network converted here (fp16) is a function of the model and of the conversion
+        # recipe (converter version, op list), which the plan's key text names: key it by the
+        # model, so the converter's byte-level noise never forces a rebuild but a new recipe does.
         net = info.path if plan.network_onnx.parent == Path(work) else plan.network_onnx
         key = engine_key(info, net, precision, plan.input_shape, dla_core, trt.__version__, gpu,
-                         plan.key_text(workspace_mb))
+                         plan.key_text())
         path = engine_dir / key.file_name(info.path.name.removesuffix(".onnx"))
 
         def build() -> bytes:
@@ -177,7 +187,9 @@ def obtain(model: str | Path, precision: str, input_size: tuple[int, int] | None
                 return runtime.deserialize_cuda_engine(data)
 
         extra = {"model": info.path.name, "classes": list(info.classes.names),
-                 "tensorrt": trt.__version__, "build": plan.describe()}
+                 "tensorrt": trt.__version__, "build": plan.describe(),
+                 # a build-time limit only: the engine runs the same whatever it was
+                 "workspace_mb": int(workspace_mb)}
         resolved = obtain_engine(path, key, build, load, force_rebuild, extra)
     return resolved, info, runtime
 

@@ -3,8 +3,8 @@
 * TensorRT 8.6 (JetPack 6.0) and 10.0-10.11 (JetPack 6.1/6.2 ship 10.3): weakly typed network
   from the float ONNX, precision by builder flags (FP16; INT8 from the Q/DQ ONNX plus FP16 for
   the layers left in float).
-* TensorRT 10.12+ and 11 (weak typing deprecated, then removed): a strongly typed network, the
-  precision carried by the ONNX itself: fp16-converted, or the Q/DQ model.
+* TensorRT 10.12+ and 11 (the precision flags deprecated in 10.12, gone in 11): a strongly typed
+  network, the precision carried by the ONNX itself: fp16-converted, or the Q/DQ model.
 
 The input shape is fixed at the node's input size (one optimisation profile, min = opt = max),
 which gives the fastest engine. An fp32 engine computes in fp32: TensorRT enables TF32 (10-bit
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from seg_perception.core.fileio import atomic_write_bytes
 from seg_perception.inference.modelinfo import ModelInfo
 from seg_perception.inference.tensorrt.cache import EngineBuildError, build_lock
-from seg_perception.inference.variants import find_qdq, fp16_model
+from seg_perception.inference.variants import find_qdq, fp16_model, fp16_recipe
 
 STRONG_TYPING_FROM = (10, 12)
 _log = logging.getLogger(__name__)
@@ -62,19 +63,24 @@ class BuildPlan:
     input_shape: tuple[int, int, int, int]
     dla_core: int
     cleared: tuple[str, ...] = ()  # BuilderFlag names on by default, to clear
+    network_recipe: str = ""  # how a network converted here was made ("" for the given ONNX)
 
-    def key_text(self, workspace_mb: int) -> str:
-        """What of the plan, besides model, shape and DLA core, makes an engine different."""
+    def key_text(self) -> str:
+        """What of the plan, besides model, shape and DLA core, makes an engine different.
+
+        Not the workspace limit: it bounds the builder's scratch memory, and the engine runs
+        the same whatever it was (a node must not rebuild what ``build-engine`` made with
+        another one)."""
         typing = "strong" if self.strongly_typed else "weak"
         cleared = f";cleared={','.join(sorted(self.cleared))}" if self.cleared else ""
-        return (f"{typing};flags={','.join(sorted(self.flags))}{cleared};"
-                f"workspace_mb={int(workspace_mb)}")
+        recipe = f";network={self.network_recipe}" if self.network_recipe else ""
+        return f"{typing};flags={','.join(sorted(self.flags))}{cleared}{recipe}"
 
     def describe(self) -> dict[str, Any]:
         return {"network_onnx": self.network_onnx.name, "strongly_typed": self.strongly_typed,
                 "flags": list(self.flags), "cleared_flags": list(self.cleared),
                 "input_shape": list(self.input_shape),
-                "dla_core": self.dla_core}
+                "dla_core": self.dla_core, "network_recipe": self.network_recipe}
 
 
 def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt_version: str,
@@ -94,6 +100,7 @@ def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt
     strong = strongly_typed(trt_version)
     flags: list[str] = []
     onnx_path = info.path
+    recipe = ""
     if precision == "int8":
         onnx_path = find_qdq(info.path)
         if not strong:
@@ -104,6 +111,7 @@ def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt
                 f"{info.path.stem}.fp16.onnx"
             out.write_bytes(fp16_model(info.path).SerializeToString())
             onnx_path = out
+            recipe = fp16_recipe()
         else:
             flags.append("FP16")
     if dla_core >= 0:
@@ -113,7 +121,7 @@ def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt
     g = onnx.load(str(onnx_path), load_external_data=False).graph
     cleared = ("TF32",) if precision == "fp32" else ()
     return BuildPlan(Path(onnx_path), strong, tuple(flags), g.input[0].name, (1, h, w, 3),
-                     int(dla_core), cleared)
+                     int(dla_core), cleared, recipe)
 
 
 # -- TensorRT from here on ------------------------------------------------------------------------
@@ -155,27 +163,58 @@ def make_progress_monitor(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / 
     return TqdmProgress()
 
 
+_LOGGERS: dict[int, tuple[Any, Any]] = {}  # id(tensorrt module) -> (module, logger)
+_LOGGERS_LOCK = threading.Lock()
+
+
 def trt_logger(trt: Any) -> Any:  # noqa: ANN401 - tensorrt module / ILogger
-    """Routes TensorRT's warnings and errors to this package's logger, at their level.
+    """The process's one TensorRT logger: routes TensorRT's warnings and errors to this
+    package's logger, at their level.
 
-    The logger keeps the last error lines in ``errors``, so a failed build can carry TensorRT's
-    own words to whoever decides what to do next (fall back, or stop with them).
+    One, because TensorRT keeps a single logger pointer while any builder or runtime lives and
+    ignores a different one passed later (its ILogger notes): a build's own logger would miss the
+    build's errors whenever a runtime already existed. The logger keeps the last error lines;
+    ``mark``/``errors_since`` give one build its own, so a failed build carries TensorRT's words
+    to whoever decides what to do next (fall back, or stop with them).
     """
+    with _LOGGERS_LOCK:
+        found = _LOGGERS.get(id(trt))
+        if found is not None and found[0] is trt:
+            return found[1]
 
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
+        class Logger(trt.ILogger):
+            def __init__(self) -> None:
+                trt.ILogger.__init__(self)
+                self._errors: list[tuple[int, str]] = []
+                self._count = 0
+                self._lock = threading.Lock()  # builds in several threads log concurrently
 
-        def log(self, severity: Any, msg: str) -> None:  # noqa: ANN401 - trt.ILogger.Severity
-            if int(severity) <= int(trt.ILogger.Severity.ERROR):
-                self.errors = [*self.errors[-19:], msg]
-            if int(severity) <= int(trt.ILogger.Severity.WARNING):
-                level = logging.ERROR if int(severity) <= int(trt.ILogger.Severity.ERROR) \
-                    else logging.WARNING
-                _log.log(level, f"TensorRT {str(severity).rsplit('.', 1)[-1].lower()}: {msg}")
+            @property
+            def errors(self) -> list[str]:
+                with self._lock:
+                    return [m for _, m in self._errors]
 
-    return Logger()
+            def mark(self) -> int:
+                with self._lock:
+                    return self._count
+
+            def errors_since(self, mark: int) -> list[str]:
+                with self._lock:
+                    return [m for n, m in self._errors if n >= mark]
+
+            def log(self, severity: Any, msg: str) -> None:  # noqa: ANN401 - ILogger.Severity
+                if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                    with self._lock:
+                        self._errors = [*self._errors[-19:], (self._count, msg)]
+                        self._count += 1
+                if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                    level = logging.ERROR if int(severity) <= int(trt.ILogger.Severity.ERROR) \
+                        else logging.WARNING
+                    _log.log(level, f"TensorRT {str(severity).rsplit('.', 1)[-1].lower()}: {msg}")
+
+        logger = Logger()
+        _LOGGERS[id(trt)] = (trt, logger)  # the module held, so its id is never reused
+        return logger
 
 
 def save_timing_cache(config: Any, path: Path) -> None:  # noqa: ANN401 - IBuilderConfig
@@ -196,19 +235,20 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
     import tensorrt as trt
 
     logger = trt_logger(trt)
+    mark = logger.mark()
     builder = trt.Builder(logger)
     flags = 0
     major = parse_version(trt.__version__)[0]
     if major < 10:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    if plan.strongly_typed:  # required on 10.12-10.x, accepted and ignored on 11
+    if plan.strongly_typed:  # the project's choice on 10.12-10.x; accepted and ignored on 11
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(plan.network_onnx)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineBuildError(f"TensorRT cannot parse {plan.network_onnx.name}",
-                               errors or logger.errors)
+                               errors or logger.errors_since(mark))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     for name in plan.flags:
@@ -220,8 +260,8 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
         if plan.dla_core >= cores:
             raise EngineBuildError(
                 f"dla_core {plan.dla_core}: TensorRT {trt.__version__} sees {cores} DLA core(s) "
-                "on this device (DLA is on Jetson AGX/NX Orin; TensorRT 10.8 to 11.4.0 dropped "
-                "it); use dla_core -1", logger.errors)
+                "on this device (DLA is on Jetson AGX and NX Orin); use dla_core -1",
+                logger.errors_since(mark))
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
     profile = builder.create_optimization_profile()
@@ -241,7 +281,7 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
     engine = builder.build_serialized_network(network, config)
     if engine is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {plan.network_onnx.name}",
-                               logger.errors)
+                               logger.errors_since(mark))
     if timing_cache is not None:
         save_timing_cache(config, timing_cache)
     del monitor

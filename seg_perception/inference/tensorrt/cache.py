@@ -52,7 +52,9 @@ class EngineKey:
     precision: str
     input_shape: tuple[int, int, int, int]  # (1, H, W, 3)
     dla_core: int = -1  # -1: GPU only
-    build_plan: str = ""  # flags, typing mode, workspace: a changed plan is another engine
+    build_plan: str = ""  # flags, typing mode, network recipe: a changed plan is another engine
+    # SMs and memory: Jetson Orin modules (AGX, NX, Nano) all report one name and SM 8.7
+    gpu_detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,14 +82,19 @@ class EngineKey:
         directory can serve several machines; a changed model reuses the name (stale -> rebuilt)."""
         _, h, w, _ = self.input_shape
         dla = f".dla{self.dla_core}" if self.dla_core >= 0 else ""
-        gpu = slug(self.gpu_name)
-        cc = self.compute_capability.replace(".", "")
-        return (f"{model_stem}.{self.precision}.{h}x{w}{dla}.{gpu}-sm{cc}"
+        return (f"{model_stem}.{self.precision}.{h}x{w}{dla}.{gpu_slug(self)}"
                 f".trt{self.trt_version}{ENGINE_SUFFIX}")
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
+
+
+def gpu_slug(key: EngineKey) -> str:
+    """'orin-nvgpu-sm87-14sm-29gib': name, compute capability and size, for file names."""
+    cc = key.compute_capability.replace(".", "")
+    detail = f"-{slug(key.gpu_detail)}" if key.gpu_detail else ""
+    return f"{slug(key.gpu_name)}-sm{cc}{detail}"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -100,8 +107,7 @@ def sidecar_path(engine: str | Path) -> Path:
 
 def timing_cache_path(engine_dir: str | Path, key: EngineKey) -> Path:
     """One timing cache per GPU and TensorRT version: it speeds up every later build there."""
-    cc = key.compute_capability.replace(".", "")
-    return Path(engine_dir) / f"timing.{slug(key.gpu_name)}-sm{cc}.trt{key.trt_version}.cache"
+    return Path(engine_dir) / f"timing.{gpu_slug(key)}.trt{key.trt_version}.cache"
 
 
 def write_engine(engine_path: str | Path, engine: bytes, key: EngineKey,

@@ -453,6 +453,10 @@ def _qdq_rules(g: _Graph, t: Mapping[str, Any], target: str) -> Iterator[Violati
         ins = [*n.input, "", ""]
         x, s, z = ins[0], ins[1], ins[2]
         scale = g.value(s) if s else None
+        allowed, st = q.get("scale_types"), g.types.get(s) if s else None
+        if allowed and st is not None and _type_name(st) not in allowed:
+            yield v(f"scale '{s}' is {_type_name(st)}; this version takes "
+                    f"{'/'.join(allowed)} scales only ({q['scale_types_why']}; {imp})")
         if not s:
             yield v(f"has no scale input; at least 2 inputs are required ({imp})")
         elif scale is None:

@@ -27,6 +27,7 @@ leaked retains are also recorded in ``_STANDIN_GPU.problems``.
 
 from __future__ import annotations
 
+import enum
 import threading
 import warnings
 from typing import Any
@@ -67,6 +68,13 @@ def get_driver_version() -> int:
     return 12020
 
 
+class device_attribute(enum.IntEnum):  # noqa: N801 - pycuda's name; a few of CUdevice_attribute
+    MULTIPROCESSOR_COUNT = 16
+    INTEGRATED = 18
+    COMPUTE_CAPABILITY_MAJOR = 75
+    COMPUTE_CAPABILITY_MINOR = 76
+
+
 class Device:
     def __init__(self, number: int) -> None:
         _need_init("cuDeviceGet")
@@ -87,6 +95,15 @@ class Device:
 
     def total_memory(self) -> int:
         return _GPU.devices[self._ordinal].total_memory
+
+    def get_attribute(self, attr: device_attribute) -> int:
+        if not isinstance(attr, device_attribute):
+            raise TypeError("get_attribute(): incompatible function arguments")
+        spec = _GPU.devices[self._ordinal]
+        return {device_attribute.MULTIPROCESSOR_COUNT: spec.multiprocessors,
+                device_attribute.COMPUTE_CAPABILITY_MAJOR: spec.compute_capability[0],
+                device_attribute.COMPUTE_CAPABILITY_MINOR: spec.compute_capability[1],
+                device_attribute.INTEGRATED: int(spec.name.startswith("Orin"))}[attr]
 
     def retain_primary_context(self) -> Context:
         p = _GPU.primary[self._ordinal]

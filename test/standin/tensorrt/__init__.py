@@ -69,6 +69,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -164,12 +165,40 @@ def _error(logger: ILogger, code: int, api: str, what: str, text: str,
     _log(logger, Severity.ERROR, f"{prefix}Error Code {code}: {what} ({text})")
 
 
+# TensorRT keeps one logger pointer while any builder, runtime or refitter lives: one made later
+# with another logger gets a warning on the existing one and uses it (NVIDIA/TensorRT#1475's
+# "TensorRT maintains only a single logger pointer at any given time").
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def _global_logger(owner: Any, logger: ILogger, factory: str) -> ILogger:  # noqa: ANN401
+    with _LIVE_LOCK:
+        existing = next((o._logger for o in _LIVE), None)
+        _LIVE.add(owner)
+    if existing is None or existing is logger:
+        return logger
+    _log(existing, Severity.WARNING,
+         f"The logger passed into {factory} differs from one already provided for an existing "
+         "builder, runtime, or refitter. Uses of the global logger, returned by "
+         "nvinfer1::getLogger(), will return the existing value. If you don't intend to use the "
+         "existing value, please check your logger. TensorRT maintains only a single logger "
+         "pointer at any given time, so the existing value, which can be retrieved with "
+         "getLogger(), will be used instead. In order to use a new logger, first destroy all "
+         "existing builder, runner or refitter objects.")
+    return existing
+
+
 # -- enums and foundational types -------------------------------------------------------------
 BuilderFlag = make_enum("BuilderFlag", list(_T.builder_flag), arithmetic=True)
 NetworkDefinitionCreationFlag = make_enum("NetworkDefinitionCreationFlag", list(_T.network_flag),
                                           arithmetic=True)
 MemoryPoolType = make_enum("MemoryPoolType", list(_T.memory_pool))
 DataType = make_enum("DataType", list(_T.data_type))
+if _TEN:  # 10.0 on: how create_execution_context allocates the context's device memory
+    ExecutionContextAllocationStrategy = make_enum(
+        "ExecutionContextAllocationStrategy",
+        [("STATIC", 0), ("ON_PROFILE_CHANGE", 1), ("USER_MANAGED", 2)])
 DeviceType = make_enum("DeviceType", list(_T.device_type))
 TensorIOMode = make_enum("TensorIOMode", list(_T.tensor_io_mode))
 ErrorCode = make_enum("ErrorCode", list(_T.parser_error_code))
@@ -815,7 +844,7 @@ _PRECISION_FLAGS = ("FP16", "INT8", "BF16", "FP8", "INT4", "FP4")
 class Builder(_Strict):
     def __init__(self, logger: ILogger) -> None:
         check("__init__", "tensorrt.Builder(logger: tensorrt.ILogger)", logger, ILogger)
-        self._logger = logger
+        self._logger = _global_logger(self, logger, "createInferBuilder")
         self._max_threads = 1
 
     @property
@@ -1019,7 +1048,7 @@ class Builder(_Strict):
 class Runtime(_Strict):
     def __init__(self, logger: ILogger) -> None:
         check("__init__", "tensorrt.Runtime(logger: tensorrt.ILogger)", logger, ILogger)
-        self._logger = logger
+        self._logger = _global_logger(self, logger, "createInferRuntime")
         self._dla_core = -1
 
     @property
@@ -1150,8 +1179,11 @@ class ICudaEngine(_DeviceObject):
                                              if k != "onnx_bytes"}, self._plan.onnx))
 
     def create_execution_context(self, *args: Any, **kwargs: Any) -> IExecutionContext:  # noqa: ANN401
-        # 8.6: no arguments; 10.x: strategy=ExecutionContextAllocationStrategy.STATIC
-        if args or (kwargs and (not _TEN or set(kwargs) - {"strategy"})):
+        # 8.6: no arguments; 10.x: py::arg("strategy") = STATIC, positional or keyword. (11.1's
+        # runtime_config overload is not emulated: the project does not use it.)
+        given = [*args, *kwargs.values()]
+        if (not _TEN and given) or len(given) > 1 or set(kwargs) - {"strategy"} or \
+                (given and not isinstance(given[0], ExecutionContextAllocationStrategy)):
             raise TypeError("create_execution_context(): incompatible function arguments")
         return IExecutionContext(self, _context("ICudaEngine::createExecutionContext"))
 
