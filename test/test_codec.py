@@ -123,6 +123,50 @@ def test_bad_compressed_frames(rgb):
 
 
 
+def test_a_jpeg_whose_scan_ends_early_is_corrupt_not_grey(rgb):
+    """OpenCV fills a JPEG whose data runs out with grey and returns it: a 3 KB message with a
+    patched header became a 4096x4096 frame, served as valid. Strict decoding refuses it, and
+    truncation anywhere in the scan."""
+    small = cv2.resize(rgb, (128, 96))
+    patched = _jpeg_declaring(small, 4096, 4096)
+    assert cv2.imdecode(np.frombuffer(patched, np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(FrameError, match="corrupt jpeg data.*premature end"):
+        decode_compressed("jpeg", patched)
+    jpg = cv2.imencode(".jpg", small)[1].tobytes()
+    for frac in (0.5, 0.9, 0.99):
+        with pytest.raises(FrameError, match="corrupt jpeg"):
+            decode_compressed("jpeg", jpg[: int(len(jpg) * frac)])
+
+
+@pytest.mark.parametrize("kind", ["colour", "grey", "progressive", "cmyk"])
+def test_strict_jpeg_pixels_are_opencvs(rgb, kind):
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(rgb)
+    img = {"colour": img, "grey": img.convert("L"), "progressive": img,
+           "cmyk": img.convert("CMYK")}[kind]
+    bio = io.BytesIO()
+    img.save(bio, "JPEG", quality=90, progressive=kind == "progressive")
+    data = bio.getvalue()
+    ref = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    out = decode_compressed("jpeg", data)
+    assert out.shape == rgb.shape
+    assert np.abs(out.astype(int) - ref[..., ::-1].astype(int)).max() <= (2 if kind == "cmyk"
+                                                                           else 0)
+
+
+def test_without_simplejpeg_jpegs_still_decode(rgb, monkeypatch):
+    """A ROS workspace without simplejpeg decodes JPEG through OpenCV (lenient, as README says)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "simplejpeg", None)  # import raises ImportError
+    jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY,
+                                                                        95])[1].tobytes()
+    assert np.abs(decode_compressed("jpeg", jpg).astype(int) - rgb.astype(int)).mean() < 4
+
+
 def _jpeg_declaring(rgb: np.ndarray, width: int, height: int) -> bytes:
     """A small real JPEG whose SOF header claims another size (the 629-byte bomb's trick)."""
     data = bytearray(cv2.imencode(".jpg", rgb)[1].tobytes())

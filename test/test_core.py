@@ -176,14 +176,38 @@ def test_stamp_gaps_count_frames_never_seen():
     g = StampGaps()
     stamps = [i * period for i in range(20)]  # learns the period
     assert sum(g.add(s) for s in stamps) == 0
-    # 3 frames lost, then 1, then jitter of +-20 % (no loss), then 10 lost in a row.
+    # 2 frames lost, then 1, then 20 % late (no loss), then 10 lost in a row: each counted
+    # when the next one-period gap confirms the period.
     later = [23, 25, 26, 27, 38, 39]
-    got = [g.add(s * period + (period // 5 if s == 26 else 0)) for s in
-           [20 + 0, *later]]
-    assert got == [0, 2, 1, 0, 0, 10, 0]
+    got = [g.add(s * period + (period // 5 if s == 26 else 0)) for s in [20, *later]]
+    assert got == [0, 0, 0, 3, 0, 0, 10]
     assert g.add(40 * period + 2_000_000_000) == 0  # a 2 s pause: camera stopped, no loss
     assert g.add(5 * period) == 0  # stamps went back (bag loop): no count, new reference
     assert g.add(6 * period) == 0
+
+
+def test_stamp_gaps_take_jitter_and_a_slower_camera_as_no_loss():
+    from seg_perception.node.stats import StampGaps
+
+    p = 20_000_000  # 50 Hz
+    g = StampGaps()
+    t = 0
+    for _ in range(20):
+        t += p
+        g.add(t)
+    # A publisher that stamps late then early (1.7 periods, then 0.3): nothing was lost.
+    found = 0
+    for _ in range(10):
+        found += g.add(t + int(1.7 * p))
+        t += 2 * p
+        found += g.add(t)
+    assert found == 0
+    # The camera halves its rate (50 -> 25 Hz): a new period, not a stream of lost frames.
+    found = sum(g.add(t + k * 2 * p) for k in range(1, 41))
+    t += 40 * 2 * p
+    assert found == 0
+    # ... and a real loss at the new rate is still seen (one 25 Hz frame).
+    assert g.add(t + 4 * p) == 0 and g.add(t + 6 * p) == 1
 
 
 def test_never_seen_frames_reach_the_diagnostics_window():

@@ -524,6 +524,50 @@ def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
         assert node.stats.totals["bad_camera_info"] == 3 and len(node._grids) == 3
 
 
+def test_a_nan_camera_info_counts_once_and_its_correction_brings_the_grid_back(tiny_onnx, rng):
+    """NaN never equals itself, so a repeated NaN calibration once looked new on every frame
+    (counted each time), and a P left out of the grid's key kept a refused grid refused after
+    the driver corrected P (and kept a good grid after P turned NaN)."""
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import CameraInfo
+
+    nan = float("nan")
+    topics = {"/segmentation/mask": Image, "/segmentation/camera_info": CameraInfo,
+              "/segmentation/grid": OccupancyGrid}
+    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10, publish_grid=True,
+                camera_pose=[0.0, 0.0, 1.5, 0.0, 0.2, 0.0]) as (node, pub, rec):
+        info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+        f = frame(rng, 240, 320)
+        n = 0
+
+        def send(ci: CameraInfo, frames: int) -> None:
+            nonlocal n
+            info_pub.publish(ci)
+            want = bytes(np.asarray(ci.p, np.float64)) + bytes(np.asarray(ci.d, np.float64))
+            assert wait_for(lambda: node._camera_info is not None and want == bytes(
+                np.asarray(node._camera_info.p, np.float64)) + bytes(
+                np.asarray(node._camera_info.d, np.float64)), 5)
+            for _ in range(frames):
+                n += 1
+                pub.publish(image_msg(f, "rgb8", n))
+                assert wait_for(lambda k=n: rec.count("/segmentation/mask") == k, 10)
+
+        nan_p = _camera_info(320, 240)
+        nan_p.p = [nan] * 12
+        send(nan_p, 3)
+        assert rec.count("/segmentation/grid") == 0 and "non-finite" in node._grid_note
+        assert node.stats.totals["bad_camera_info"] == 1
+        send(_camera_info(320, 240), 1)  # P corrected, K and D as before
+        assert wait_for(lambda: rec.count("/segmentation/grid") == 1
+                        and rec.count("/segmentation/camera_info") == 1, 10)
+        assert node._grid_note.startswith("ok")
+        nan_d = _camera_info(320, 240)
+        nan_d.d = [nan] * 5
+        send(nan_d, 3)
+        assert rec.count("/segmentation/grid") == 1  # no grid from a NaN distortion
+        assert node.stats.totals["bad_camera_info"] == 2
+
+
 def test_outputs_at_model_resolution(tiny_onnx, rng):
     from sensor_msgs.msg import CameraInfo
 
@@ -564,6 +608,49 @@ def test_unreadable_params_file_is_one_line_and_exit_2(tmp_path, content):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[segmentation_node] error")]
     assert len(lines) == 1 and "params file" in lines[0]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("threads:=abc", "parameter 'threads': must be an integer; got 'abc'"),
+    ("threads:=2.5", "parameter 'threads': must be an integer; got 2.5"),
+    ("publish_mask:=maybe", "parameter 'publish_mask': must be true or false; got 'maybe'"),
+    ("segmentation_node:max_frame_age:=soon",
+     "parameter 'max_frame_age': must be a number; got 'soon'"),
+])
+def test_a_wrong_typed_override_of_a_params_file_value_is_exit_2(tiny_onnx, tmp_path, override,
+                                                                  message):
+    """rcl merges -p into the file's values and, types differing, rclpy reads the file's: the
+    override used to vanish and the node ran on the file's value."""
+    f = tmp_path / "params.yaml"
+    f.write_text(f"/**:\n  ros__parameters:\n    model: {tiny_onnx}\n    threads: 1\n"
+                 "    publish_mask: true\n    max_frame_age: 0.5\n")
+    r = subprocess.run([sys.executable, "-m", "seg_perception.node", "--ros-args",
+                        "--params-file", str(f), "-p", override], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[segmentation_node] error")]
+    assert lines == [f"[segmentation_node] error: {message}"], r.stderr
+
+
+def test_an_integer_for_a_seconds_parameter_is_taken(tiny_onnx, tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text(f"/**:\n  ros__parameters:\n    model: {tiny_onnx}\n    threads: 1\n"
+                 "    max_frame_age: 0.5\n")
+    proc = subprocess.Popen([sys.executable, "-m", "seg_perception.node", "--ros-args",
+                             "--params-file", str(f), "-p", "max_frame_age:=2",
+                             "-p", "diagnostics_period:=1"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = ""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen += line
+            if "segmentation node ready" in line or "error" in line:
+                break
+        assert "segmentation node ready" in seen, seen
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_misspelt_parameter_is_reported(tiny_onnx, tmp_path):

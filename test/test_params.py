@@ -117,3 +117,35 @@ def test_a_file_that_is_no_model_is_a_model_error(tmp_path):
     with pytest.raises(ModelError) as err:
         read_model_info(bad)
     assert err.value.path == bad
+
+
+def test_cli_overrides_are_read_from_the_ros_arguments():
+    from seg_perception.node.params import cli_overrides
+
+    argv = ["node", "-p", "threads:=9", "--ros-args", "-p", "threads:=abc", "-r", "a:=b",
+            "--param", "segmentation_node:publish_mask:=false", "-p", "other:grid_frame:=x",
+            "--params-file", "f.yaml", "--", "-p", "threads:=7", "--ros-args",
+            "-p", "/segmentation_node:input_size:=[1, 2]", "-p", "broken"]
+    assert cli_overrides(argv, ["segmentation_node", "/segmentation_node"]) == {
+        "threads": "abc", "publish_mask": "false", "input_size": "[1, 2]"}
+
+
+@pytest.mark.parametrize(("name", "text", "effective", "taken"), [
+    ("threads", "3", 3, True),
+    ("threads", "3", 2, False),  # the params file's value kept
+    ("max_frame_age", "1", 1.0, True),  # an integer number of seconds
+    ("publish_mask", "false", False, True),
+    ("publish_mask", "1", True, None),  # not a bool: ConfigError
+    ("grid_frame", "yes", "yes", True),  # a string YAML would read as a bool
+    ("image_topic", "/cam/image", "/cam/image", True),
+    ("drivable_classes", "[Road, Sidewalk]", ["Road", "Sidewalk"], True),
+    ("camera_pose", "[0.0, 0.0, 1.5, 0.0, 0.1, 0.0]", [0.0, 0.0, 1.5, 0.0, 0.1, 0.0], True),
+])
+def test_an_override_is_taken_or_named(name, text, effective, taken):
+    from seg_perception.node.params import override_taken
+
+    if taken is None:
+        with pytest.raises(ConfigError, match=f"parameter '{name}'"):
+            override_taken(BY_NAME[name], text, effective)
+    else:
+        assert override_taken(BY_NAME[name], text, effective) is taken

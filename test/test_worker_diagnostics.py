@@ -84,7 +84,12 @@ def test_an_error_while_closing_is_not_counted_as_one():
     ({}, "the segmentation worker thread ended; restarted it", Level.ERROR,
      "the segmentation worker thread ended; restarted it"),
     ({"errors": 3}, None, Level.ERROR, "3 inference errors"),
-    ({"output_fps": 0.0}, None, Level.ERROR, "receiving images but publishing nothing"),
+    ({"output_fps": 0.0, "stalled_windows": 2}, None, Level.ERROR,
+     "receiving images but publishing nothing"),
+    ({"output_fps": 0.0, "stalled_windows": 1, "totals": {"published": 7}}, None, Level.ERROR,
+     "receiving images but publishing nothing"),  # it published before: a stall, at once
+    ({"output_fps": 0.0, "stalled_windows": 1}, None, Level.OK,
+     "starting: first frames in inference"),  # a stream's first window
     ({"dropped": 6}, None, Level.WARN, "falling behind: dropped 6 frames"),
     ({"dropped": 5}, None, Level.OK, "ok"),  # below 20 % of 30 frames
     ({"latency_p95_ms": 140.0}, None, Level.WARN, "p95 latency 140 ms"),
@@ -95,6 +100,20 @@ def test_an_error_while_closing_is_not_counted_as_one():
 ])
 def test_every_level_and_message(kw, restarted, level, message):
     assert health(window(**kw), 100.0, restarted) == (level, message)
+
+
+def test_stalled_windows_count_input_without_output_in_a_row():
+    from seg_perception.node.stats import NodeStats
+
+    s = NodeStats()
+    assert s.roll().stalled_windows == 0  # no input: not stalled
+    s.count("received")
+    assert s.roll().stalled_windows == 1
+    s.count("received")
+    assert s.roll().stalled_windows == 2
+    s.count("received")
+    s.published(0.02, 0.01)
+    assert s.roll().stalled_windows == 0
 
 
 def test_values_carry_the_window_and_the_totals():

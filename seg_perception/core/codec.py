@@ -137,6 +137,10 @@ def decode_compressed(fmt: str, data: object,
         raise FrameError("empty compressed image")
     kind, width, height = compressed_header(buf)
     _check_size(width, height, max_pixels)
+    if kind == "jpeg":
+        rgb = _decode_jpeg_strict(buf)
+        if rgb is not None:
+            return _same_size(rgb, kind, width, height)
     try:
         # The pixels as the sensor laid them out, which camera_info describes: an EXIF
         # orientation (no camera driver writes one) would otherwise rotate them.
@@ -145,10 +149,32 @@ def decode_compressed(fmt: str, data: object,
         raise FrameError(f"{kind} cannot be decoded: {exc.err or exc}") from exc
     if img is None or img.size == 0:
         raise FrameError(f"corrupt {kind} data ({buf.size} bytes)")
+    return _same_size(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), kind, width, height)
+
+
+def _same_size(img: np.ndarray, kind: str, width: int, height: int) -> np.ndarray:
     if img.shape[:2] != (height, width):
         raise FrameError(f"{kind} decoded to {img.shape[1]}x{img.shape[0]}, header says "
                          f"{width}x{height}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def _decode_jpeg_strict(buf: np.ndarray) -> np.ndarray | None:
+    """RGB from a JPEG, refusing what libjpeg only warns about (None without simplejpeg).
+
+    OpenCV and Pillow decode a JPEG whose scan ends early by filling the rest with grey: a
+    3 KB frame with a patched header became a 4096x4096 "image", published as valid. libjpeg-
+    turbo's stop-on-warning (simplejpeg's ``strict``) refuses it; pixels are OpenCV's exactly.
+    No EXIF orientation is applied, as with OpenCV's IMREAD_IGNORE_ORIENTATION.
+    """
+    try:
+        import simplejpeg
+    except ImportError:  # a ROS workspace without it: OpenCV, lenient (README says so)
+        return None
+    try:
+        return np.asarray(simplejpeg.decode_jpeg(buf, colorspace="RGB", strict=True))
+    except ValueError as exc:
+        raise FrameError(f"corrupt jpeg data ({buf.size} bytes): {exc}") from exc
 
 
 def decode_message(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -31,6 +31,9 @@ def health(r: WindowReport, warn_latency_ms: float, restarted: str | None = None
     if r.errors:
         return Level.ERROR, f"{r.errors} inference errors"
     if r.input_fps > 0 and r.output_fps == 0:
+        if r.stalled_windows <= 1 and not r.totals.get("published"):
+            # A stream's first frames are still in inference when its first window closes.
+            return Level.OK, "starting: first frames in inference"
         return Level.ERROR, "receiving images but publishing nothing"
     if r.dropped > 0 and r.dropped >= DROP_WARN_FRACTION * max(r.input_fps * r.period_s, 1):
         return Level.WARN, f"falling behind: dropped {r.dropped} frames"

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,14 @@ from seg_perception.model.contract import CONFIDENCE_NAME
 from seg_perception.node.config import NodeConfig, validate
 from seg_perception.node.diagnostics import health, values
 from seg_perception.node.outputs import COLOUR, OutputRenderer
-from seg_perception.node.params import BY_NAME, FROM_MODEL, PARAMETERS, Param
+from seg_perception.node.params import (
+    BY_NAME,
+    FROM_MODEL,
+    PARAMETERS,
+    Param,
+    cli_overrides,
+    override_taken,
+)
 from seg_perception.node.slot import LatestSlot
 from seg_perception.node.stats import NodeStats, StampGaps
 from seg_perception.node.worker import Outcome, serve_frame
@@ -88,6 +96,16 @@ _ROS_TYPES = {
 }
 
 
+def info_content(ci: CameraInfo) -> tuple[bytes, bytes, bytes, str, int, int]:
+    """What of a camera_info the outputs depend on, as a key. By bytes, so a NaN equals itself:
+    a driver repeating a bad calibration is one bad calibration, checked and counted once."""
+    def raw(v: Any) -> bytes:  # noqa: ANN401 - a message's float sequence
+        return np.asarray(v, np.float64).tobytes()
+
+    return (raw(ci.k), raw(ci.p), raw(ci.d), str(ci.distortion_model), int(ci.width),
+            int(ci.height))
+
+
 def descriptor(prm: Param) -> ParameterDescriptor:
     """The ROS descriptor of a table entry: its type, meaning, limits; read-only unless the
     node re-reads it while running."""
@@ -103,9 +121,14 @@ def descriptor(prm: Param) -> ParameterDescriptor:
 
 
 class SegmentationNode(Node):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, argv: Sequence[str] | None = None, **kwargs: object) -> None:
+        """``argv``: the process's arguments as given to ``rclpy.init`` (default sys.argv),
+        read to check that every ``-p`` override took effect."""
         # why the ignore below: rclpy's Node takes typed keywords; these are passed through
         super().__init__(NODE_NAME, **kwargs)  # type: ignore[arg-type]
+        cli = kwargs.get("cli_args")
+        self._argv = [*(sys.argv if argv is None else argv),
+                      *(cli if isinstance(cli, (list, tuple)) else [])]
         # The core logs through stdlib logging; while the node lives, its lines are the node's.
         self._logs = contextlib.ExitStack()
         self._logs.enter_context(forwarded(self.get_logger()))
@@ -196,10 +219,33 @@ class SegmentationNode(Node):
             self.declare_parameter(prm.name, default, descriptor(prm))
         except (InvalidParameterTypeException, InvalidParameterValueException,
                 ParameterException, TypeError, ValueError) as exc:
+            err: Exception = exc
             given = self._parameter_overrides.get(prm.name)  # what the params file or -p gave
-            prm.check(given.value if given is not None else default)  # says what is allowed
-            why = " ".join(str(exc).split())[:200]
-            raise ConfigError(prm.name, f"rejected by ROS: {why}") from exc
+            value = prm.check(given.value if given is not None else default)  # what's allowed
+            if prm.kind.startswith("float") and given is not None and value == given.value:
+                # `max_frame_age:=1` is a number of seconds too; ROS types it INTEGER
+                try:
+                    self.declare_parameter(prm.name, value, descriptor(prm),
+                                           ignore_override=True)
+                    return
+                except (InvalidParameterValueException, ParameterException) as again:
+                    err = again
+            why = " ".join(str(err).split())[:200]
+            raise ConfigError(prm.name, f"rejected by ROS: {why}") from err
+
+    def _check_overrides(self) -> None:
+        """A ``-p`` override rcl dropped (its type differs from the params file's) is a
+        ConfigError naming the parameter, as it would be without a params file."""
+        names = (self.get_name(), self.get_fully_qualified_name())
+        for name, text in cli_overrides(self._argv, names).items():
+            prm = BY_NAME.get(name)
+            if prm is None:
+                continue  # unknown: warned about with the others
+            effective = self._value(name)
+            if not override_taken(prm, text, effective):
+                raise ConfigError(name, f"-p {name}:={text} did not take effect: ROS 2 kept "
+                                  f"{effective!r}, the params file's value, whose type differs; "
+                                  "give the value in the parameter's type")
 
     def _value(self, name: str) -> object:
         try:
@@ -234,6 +280,7 @@ class SegmentationNode(Node):
         self._declare(BY_NAME["drivable_classes"], list(groups.drivable) or [""])
         self._declare(BY_NAME["obstacle_classes"], list(groups.obstacles) or [""])
         self._warn_unknown_parameters()
+        self._check_overrides()
         values = {p.name: self._value(p.name) for p in PARAMETERS}
         cfg = validate({**values, "model": model}, groups)
         if "confidence" in cfg.outputs and CONFIDENCE_NAME not in info.outputs:
@@ -378,8 +425,7 @@ class SegmentationNode(Node):
 
     def _bad_camera_info(self, exc: Exception, ci: CameraInfo, frame_hw: tuple[int, ...]) -> None:
         """Counted when the camera_info in use turns bad, not per frame (drivers repeat it)."""
-        key = (tuple(ci.k), tuple(ci.p), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
-               tuple(frame_hw))
+        key = (*info_content(ci), tuple(frame_hw))
         if key != self._bad_info_key:
             self._bad_info_key = key
             self.stats.count("bad_camera_info")
@@ -393,8 +439,7 @@ class SegmentationNode(Node):
         if ci is None:
             return
         # Drivers send the same calibration with every frame: scale it once per content.
-        key = (tuple(ci.k), tuple(ci.p), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
-               size, tuple(frame_hw))
+        key = (*info_content(ci), size, tuple(frame_hw))
         if key != self._info_key:
             try:
                 intr = self._intrinsics(ci, frame_hw)
@@ -420,8 +465,7 @@ class SegmentationNode(Node):
         if ci is None:
             self._grid_note = f"no grid: no camera_info on {self.cfg.camera_info_topic}"
             return
-        key = (tuple(ci.k), tuple(ci.d), ci.distortion_model, ci.width, ci.height,
-               small_ids.shape, tuple(frame_hw))
+        key = (*info_content(ci), small_ids.shape, tuple(frame_hw))
         if key != self._grid_key:
             # Built once per camera_info (a few hundred ms at 480x360), then lookups per frame;
             # the last few are kept, so calibrations that alternate cost one build each.
@@ -500,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     node: SegmentationNode | None = None
     code = 0
     try:
-        node = SegmentationNode()
+        node = SegmentationNode(args)
         rclpy.spin(node)
     except ConfigError as exc:
         print(f"[{NODE_NAME}] error: {exc}", file=sys.stderr)

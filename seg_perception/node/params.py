@@ -162,6 +162,48 @@ BY_NAME = {p.name: p for p in PARAMETERS}
 assert len(BY_NAME) == len(PARAMETERS), "a parameter is listed twice"
 
 
+def cli_overrides(argv: Sequence[str], node_names: Sequence[str]) -> dict[str, str]:
+    """The ``-p name:=value`` (``--param``) texts of the ROS arguments in ``argv``, last one
+    winning, for one of ``node_names`` (``node:name:=value`` targets a node by name).
+
+    rcl merges them into the params file's values, and where the two disagree in type the
+    file's value is what rclpy reads: a wrong-typed override would be dropped without a word.
+    """
+    out: dict[str, str] = {}
+    ros = False
+    it = iter(argv)
+    for arg in it:
+        if arg == "--ros-args":
+            ros = True
+        elif arg == "--":
+            ros = False
+        elif ros and arg in ("-p", "--param"):
+            kv = next(it, "")
+            lhs, sep, value = kv.partition(":=")
+            if not sep:
+                continue
+            target, colon, name = lhs.rpartition(":")
+            if colon and target.lstrip("/") not in {n.lstrip("/") for n in node_names}:
+                continue
+            out[name] = value
+    return out
+
+
+def override_taken(prm: Param, text: str, effective: object) -> bool:
+    """Whether a command-line ``text`` for ``prm`` is what ROS 2 gave the node (``effective``);
+    ConfigError when it is not even of the parameter's type."""
+    import yaml
+
+    try:
+        given = yaml.safe_load(text)  # rcl reads -p values as YAML too
+    except yaml.YAMLError:
+        given = text
+    if prm.kind == "str" and effective == text:
+        return True
+    v = prm.check(given)  # "must be an integer; got 'abc'"
+    return type(v) is type(effective) and v == effective
+
+
 def _md_value(v: Value | None) -> str:
     if v is FROM_MODEL:
         return "the model's"

@@ -27,6 +27,7 @@ class WindowReport:
     lost: int
     never_seen: int = 0  # frames the camera sent that never arrived (header-stamp gaps)
     totals: dict[str, int] = field(default_factory=dict)
+    stalled_windows: int = 0  # windows in a row, this one included, with input but no output
 
 
 class NodeStats:
@@ -40,6 +41,7 @@ class NodeStats:
         self._lat: list[float] = []
         self._inf: list[float] = []
         self._t0 = time.monotonic()
+        self._stalled = 0
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -62,6 +64,8 @@ class NodeStats:
             self._lat, self._inf = [], []
             period, self._t0 = max(now - self._t0, 1e-6), now
             totals = dict(self.totals)
+            self._stalled = self._stalled + 1 if w["received"] and not w["published"] else 0
+            stalled = self._stalled
         p50, p95 = (np.percentile(lat, [50, 95]) * 1e3) if lat else (float("nan"),) * 2
         return WindowReport(
             period_s=period, input_fps=w["received"] / period, output_fps=w["published"] / period,
@@ -70,7 +74,7 @@ class NodeStats:
             backend_p95_ms=float(np.percentile(inf, 95) * 1e3) if inf else float("nan"),
             overhead_p50_ms=float(np.median(np.subtract(lat, inf)) * 1e3) if lat else float("nan"),
             dropped=w["dropped"], bad=w["bad"], errors=w["errors"], lost=w["lost"],
-            never_seen=w["never_seen"], totals=totals)
+            never_seen=w["never_seen"], totals=totals, stalled_windows=stalled)
 
 
 class StampGaps:
@@ -80,24 +84,54 @@ class StampGaps:
     a keep-last-1 reader overwrites frames without telling (its ``message_lost`` event counts
     only what DDS itself noticed). A camera stamps at a steady period, so a gap of k periods
     means k - 1 frames never seen. The period is the median of recent gaps, so losses do not
-    shift it; gaps over ``pause_s`` are a stopped camera, not a loss; stamps that go backwards
-    (a bag replayed in a loop) restart the count.
+    shift it. A long gap is only counted once a gap of about one period follows and confirms
+    the period, over the whole stretch, so a late frame followed by an early one (publisher
+    jitter) adds up to no loss; ``rate_change`` long gaps in a row are a camera that slowed down
+    (or lost every other frame for good, which stamps cannot tell apart): the period is
+    re-learnt and nothing is counted. Gaps over ``pause_s`` are a stopped camera, not a loss;
+    stamps that go backwards (a bag replayed in a loop) restart the count.
     """
 
-    def __init__(self, window: int = 64, pause_s: float = 1.0, min_deltas: int = 8) -> None:
+    def __init__(self, window: int = 64, pause_s: float = 1.0, min_deltas: int = 8,
+                 rate_change: int = 4) -> None:
         self._deltas: deque[int] = deque(maxlen=window)
         self._last: int | None = None
         self._pause_ns = int(pause_s * 1e9)
         self._min = min_deltas
+        self._rate_change = rate_change
+        self._pending: list[int] = []  # long gaps waiting for a one-period gap to confirm them
+
+    def _period(self) -> float | None:
+        return statistics.median(self._deltas) if len(self._deltas) >= self._min else None
+
+    def _settle(self, period: float, closing: int | None) -> int:
+        """Frames missing over the pending long gaps (and the gap that closes them)."""
+        gaps = [*self._pending, *([] if closing is None else [closing])]
+        self._pending = []
+        self._deltas.extend(gaps)
+        return max(int(round(sum(gaps) / period)) - len(gaps), 0)
 
     def add(self, stamp_ns: int) -> int:
-        """Frames missing between the previous stamp and this one."""
+        """Frames found missing with this stamp (for the stretch its gap confirms)."""
         last, self._last = self._last, stamp_ns
         if last is None or stamp_ns <= last:
+            self._pending = []
             return 0
         d = stamp_ns - last
-        period = statistics.median(self._deltas) if len(self._deltas) >= self._min else None
-        self._deltas.append(d)
-        if period is None or d > self._pause_ns or d < 1.5 * period:
+        period = self._period()
+        if period is None:
+            self._deltas.append(d)
             return 0
-        return int(round(d / period)) - 1
+        if d > self._pause_ns:  # the camera stopped: what was pending stands, this gap is no loss
+            return self._settle(period, None) if self._pending else 0
+        if d >= 1.5 * period:
+            self._pending.append(d)
+            if len(self._pending) >= self._rate_change:  # a new period, not a loss
+                self._deltas.clear()
+                self._deltas.extend(self._pending)
+                self._pending = []
+            return 0
+        if self._pending:
+            return self._settle(period, d)
+        self._deltas.append(d)
+        return 0
