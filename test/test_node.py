@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -474,18 +475,25 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
                                               node._renderer.luts["obstacles"]))
 
 
-def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
-    """A distortion OpenCV refuses, then another camera's aspect ratio: masks keep flowing,
-    no grid or camera_info goes out, each bad message is counted (not each frame) and
-    diagnostics say why; a good camera_info brings the grid back."""
+@contextmanager
+def grid_served(model):
+    """A node with the grid on, recording mask, camera_info and grid, and a camera_info
+    publisher."""
     from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import CameraInfo
 
     topics = {"/segmentation/mask": Image, "/segmentation/camera_info": CameraInfo,
               "/segmentation/grid": OccupancyGrid}
-    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10, publish_grid=True,
+    with served(model, topics, qos_reliability="reliable", qos_depth=10, publish_grid=True,
                 camera_pose=[0.0, 0.0, 1.5, 0.0, 0.2, 0.0]) as (node, pub, rec):
-        info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+        yield node, pub, rec, node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+
+
+def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
+    """A distortion OpenCV refuses, then another camera's aspect ratio: masks keep flowing,
+    no grid or camera_info goes out, each bad message is counted (not each frame) and
+    diagnostics say why; a good camera_info brings the grid back."""
+    with grid_served(tiny_onnx) as (node, pub, rec, info_pub):
         f = frame(rng, 240, 320)
         bad_d = _camera_info(320, 240)
         bad_d.d = [0.1, 0.0, 0.0]
@@ -528,15 +536,10 @@ def test_a_nan_camera_info_counts_once_and_its_correction_brings_the_grid_back(t
     """NaN never equals itself, so a repeated NaN calibration once looked new on every frame
     (counted each time), and a P left out of the grid's key kept a refused grid refused after
     the driver corrected P (and kept a good grid after P turned NaN)."""
-    from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import CameraInfo
 
     nan = float("nan")
-    topics = {"/segmentation/mask": Image, "/segmentation/camera_info": CameraInfo,
-              "/segmentation/grid": OccupancyGrid}
-    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10, publish_grid=True,
-                camera_pose=[0.0, 0.0, 1.5, 0.0, 0.2, 0.0]) as (node, pub, rec):
-        info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+    with grid_served(tiny_onnx) as (node, pub, rec, info_pub):
         f = frame(rng, 240, 320)
         n = 0
 
