@@ -634,13 +634,10 @@ def test_a_wrong_typed_override_of_a_params_file_value_is_exit_2(tiny_onnx, tmp_
     assert lines == [f"[segmentation_node] error: {message}"], r.stderr
 
 
-def test_an_integer_for_a_seconds_parameter_is_taken(tiny_onnx, tmp_path):
-    f = tmp_path / "params.yaml"
-    f.write_text(f"/**:\n  ros__parameters:\n    model: {tiny_onnx}\n    threads: 1\n"
-                 "    max_frame_age: 0.5\n")
+def start_until_ready(*ros_args: str) -> str:
+    """The node's output up to its ready line (or its first error), the node stopped after."""
     proc = subprocess.Popen([sys.executable, "-m", "seg_perception.node", "--ros-args",
-                             "--params-file", str(f), "-p", "max_frame_age:=2",
-                             "-p", "diagnostics_period:=1"], cwd=ROOT, stdout=subprocess.PIPE,
+                             *ros_args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         seen = ""
@@ -649,30 +646,27 @@ def test_an_integer_for_a_seconds_parameter_is_taken(tiny_onnx, tmp_path):
             seen += line
             if "segmentation node ready" in line or "error" in line:
                 break
-        assert "segmentation node ready" in seen, seen
+        return seen
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_an_integer_for_a_seconds_parameter_is_taken(tiny_onnx, tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text(f"/**:\n  ros__parameters:\n    model: {tiny_onnx}\n    threads: 1\n"
+                 "    max_frame_age: 0.5\n")
+    seen = start_until_ready("--params-file", str(f), "-p", "max_frame_age:=2",
+                             "-p", "diagnostics_period:=1")
+    assert "segmentation node ready" in seen, seen
 
 
 def test_misspelt_parameter_is_reported(tiny_onnx, tmp_path):
     f = tmp_path / "params.yaml"
     f.write_text(f"/**:\n  ros__parameters:\n    model: {tiny_onnx}\n    thraeds: 1\n"
                  "    input_size: [0, 0]\n    treads: 3\n")
-    proc = subprocess.Popen([sys.executable, "-m", "seg_perception.node", "--ros-args",
-                             "--params-file", str(f)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        seen = ""
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen += line
-            if "segmentation node ready" in line:
-                break
-        assert "unknown parameters ignored: thraeds, treads" in seen
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    seen = start_until_ready("--params-file", str(f))
+    assert "unknown parameters ignored: thraeds, treads" in seen
 
 
 def test_confidence_output(tiny_onnx, rng):
