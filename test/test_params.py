@@ -125,9 +125,11 @@ def test_cli_overrides_are_read_from_the_ros_arguments():
     argv = ["node", "-p", "threads:=9", "--ros-args", "-p", "threads:=abc", "-r", "a:=b",
             "--param", "segmentation_node:publish_mask:=false", "-p", "other:grid_frame:=x",
             "--params-file", "f.yaml", "--", "-p", "threads:=7", "--ros-args",
-            "-p", "/segmentation_node:input_size:=[1, 2]", "-p", "broken"]
-    assert cli_overrides(argv, ["segmentation_node", "/segmentation_node"]) == {
+            "-p", "segmentation_node:input_size:=[1, 2]", "-p", "broken"]
+    assert cli_overrides(argv, ["/segmentation_node"]) == {
         "threads": "abc", "publish_mask": "false", "input_size": "[1, 2]"}
+    # In a namespace the node's name is /robot/segmentation_node: rclpy ignores these.
+    assert cli_overrides(argv, ["/robot/segmentation_node"]) == {"threads": "abc"}
 
 
 @pytest.mark.parametrize(("name", "text", "effective", "taken"), [
@@ -136,6 +138,9 @@ def test_cli_overrides_are_read_from_the_ros_arguments():
     ("max_frame_age", "1", 1.0, True),  # an integer number of seconds
     ("publish_mask", "false", False, True),
     ("publish_mask", "1", True, None),  # not a bool: ConfigError
+    ("publish_mask", "y", True, True),  # rcl's own bool spelling
+    ("max_frame_age", "1e-1", 0.1, True),  # strtod reads it; YAML 1.1 does not
+    ("diagnostics_period", "1.5e1", 15.0, True),
     ("grid_frame", "yes", "yes", True),  # a string YAML would read as a bool
     ("image_topic", "/cam/image", "/cam/image", True),
     ("drivable_classes", "[Road, Sidewalk]", ["Road", "Sidewalk"], True),

@@ -177,6 +177,16 @@ def test_a_non_finite_step_is_skipped_and_counted():
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
 
 
+def test_the_run_of_non_finite_steps_spans_epochs():
+    model, opt, sched, crit = _tiny_step_parts()
+    res = train_one_epoch(model, crit, opt, sched, iter([_batch(bad=True)] * 2), None,
+                          torch.device("cpu"), max_bad_steps=3)
+    assert res.bad_run == 2
+    with pytest.raises(TrainingError, match="3 steps in a row"):
+        train_one_epoch(model, crit, opt, sched, iter([_batch(bad=True)]), None,
+                        torch.device("cpu"), max_bad_steps=3, bad_run=res.bad_run)
+
+
 def test_steps_non_finite_in_a_row_stop_the_run():
     model, opt, sched, crit = _tiny_step_parts()
     with pytest.raises(TrainingError, match="3 steps in a row.*try --autocast off"):

@@ -127,8 +127,13 @@ class SegmentationNode(Node):
         # why the ignore below: rclpy's Node takes typed keywords; these are passed through
         super().__init__(NODE_NAME, **kwargs)  # type: ignore[arg-type]
         cli = kwargs.get("cli_args")
-        self._argv = [*(sys.argv if argv is None else argv),
+        # Global arguments apply unless the caller said otherwise; explicit overrides win.
+        self._argv = [*((sys.argv if argv is None else argv)
+                        if kwargs.get("use_global_arguments", True) else []),
                       *(cli if isinstance(cli, (list, tuple)) else [])]
+        given = kwargs.get("parameter_overrides")
+        self._explicit = {getattr(q, "name", "") for q in given} \
+            if isinstance(given, (list, tuple)) else set()
         # The core logs through stdlib logging; while the node lives, its lines are the node's.
         self._logs = contextlib.ExitStack()
         self._logs.enter_context(forwarded(self.get_logger()))
@@ -236,15 +241,14 @@ class SegmentationNode(Node):
     def _check_overrides(self) -> None:
         """A ``-p`` override rcl dropped (its type differs from the params file's) is a
         ConfigError naming the parameter, as it would be without a params file."""
-        names = (self.get_name(), self.get_fully_qualified_name())
-        for name, text in cli_overrides(self._argv, names).items():
+        for name, text in cli_overrides(self._argv, (self.get_fully_qualified_name(),)).items():
             prm = BY_NAME.get(name)
-            if prm is None:
-                continue  # unknown: warned about with the others
+            if prm is None or name in self._explicit:
+                continue  # unknown: warned about with the others; explicit: those won
             effective = self._value(name)
             if not override_taken(prm, text, effective):
                 raise ConfigError(name, f"-p {name}:={text} did not take effect: ROS 2 kept "
-                                  f"{effective!r}, the params file's value, whose type differs; "
+                                  f"{effective!r} (a params file's value of another type); "
                                   "give the value in the parameter's type")
 
     def _value(self, name: str) -> object:

@@ -164,7 +164,8 @@ assert len(BY_NAME) == len(PARAMETERS), "a parameter is listed twice"
 
 def cli_overrides(argv: Sequence[str], node_names: Sequence[str]) -> dict[str, str]:
     """The ``-p name:=value`` (``--param``) texts of the ROS arguments in ``argv``, last one
-    winning, for one of ``node_names`` (``node:name:=value`` targets a node by name).
+    winning, for the node whose fully qualified name is in ``node_names`` (``node:name:=value``
+    targets a node: rclpy applies it where '/' + node is that name).
 
     rcl merges them into the params file's values, and where the two disagree in type the
     file's value is what rclpy reads: a wrong-typed override would be dropped without a word.
@@ -183,25 +184,47 @@ def cli_overrides(argv: Sequence[str], node_names: Sequence[str]) -> dict[str, s
             if not sep:
                 continue
             target, colon, name = lhs.rpartition(":")
-            if colon and target.lstrip("/") not in {n.lstrip("/") for n in node_names}:
+            if colon and "/" + target.lstrip("/") not in node_names:  # as rclpy matches it
                 continue
             out[name] = value
     return out
 
 
-def override_taken(prm: Param, text: str, effective: object) -> bool:
-    """Whether a command-line ``text`` for ``prm`` is what ROS 2 gave the node (``effective``);
-    ConfigError when it is not even of the parameter's type."""
+_RCL_BOOLS = {**dict.fromkeys(("true", "yes", "on", "y"), True),
+              **dict.fromkeys(("false", "no", "off", "n"), False)}
+
+
+def _readings(text: str) -> list[object]:
+    """What rcl may have read ``text`` as: YAML, and its own number and bool spellings."""
     import yaml
 
+    out: list[object] = []
     try:
-        given = yaml.safe_load(text)  # rcl reads -p values as YAML too
+        out.append(yaml.safe_load(text))
     except yaml.YAMLError:
-        given = text
-    if prm.kind == "str" and effective == text:
-        return True
-    v = prm.check(given)  # "must be an integer; got 'abc'"
-    return type(v) is type(effective) and v == effective
+        pass
+    for conv in (int, float):
+        try:
+            out.append(conv(text))
+        except ValueError:
+            pass
+    if text.lower() in _RCL_BOOLS:
+        out.append(_RCL_BOOLS[text.lower()])
+    return [*out, text]
+
+
+def override_taken(prm: Param, text: str, effective: object) -> bool:
+    """Whether a command-line ``text`` for ``prm`` is what ROS 2 gave the node (``effective``);
+    ConfigError when no reading of it is of the parameter's type."""
+    fits: list[object] = []
+    for given in _readings(text):
+        try:
+            fits.append(prm.check(given))
+        except ConfigError:
+            continue
+    if not fits:
+        prm.check(_readings(text)[0])  # "must be an integer; got 'abc'"
+    return any(type(v) is type(effective) and v == effective for v in fits)
 
 
 def _md_value(v: Value | None) -> str:

@@ -104,9 +104,9 @@ class StampGaps:
     def _period(self) -> float | None:
         return statistics.median(self._deltas) if len(self._deltas) >= self._min else None
 
-    def _settle(self, period: float, closing: int | None) -> int:
-        """Frames missing over the pending long gaps (and the gap that closes them)."""
-        gaps = [*self._pending, *([] if closing is None else [closing])]
+    def _settle(self, period: float, closing: int) -> int:
+        """Frames missing over the pending long gaps and the gap that closes them."""
+        gaps = [*self._pending, closing]
         self._pending = []
         self._deltas.extend(gaps)
         return max(int(round(sum(gaps) / period)) - len(gaps), 0)
@@ -122,8 +122,9 @@ class StampGaps:
         if period is None:
             self._deltas.append(d)
             return 0
-        if d > self._pause_ns:  # the camera stopped: what was pending stands, this gap is no loss
-            return self._settle(period, None) if self._pending else 0
+        if d > self._pause_ns:  # the camera stopped: nothing confirms what was pending
+            self._pending = []
+            return 0
         if d >= 1.5 * period:
             self._pending.append(d)
             if len(self._pending) >= self._rate_change:  # a new period, not a loss

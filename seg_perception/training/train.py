@@ -155,6 +155,7 @@ class EpochResult:
 
     loss: float
     skipped: int = 0
+    bad_run: int = 0  # non-finite steps in a row at the epoch's end (the next epoch goes on)
 
 
 def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
@@ -162,7 +163,7 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
                     data: Iterator[tuple[torch.Tensor, torch.Tensor]],
                     ema: AveragedModel | None, device: torch.device,
                     on_step: Any = None, amp: torch.dtype | None = None,
-                    max_bad_steps: int = MAX_BAD_STEPS) -> EpochResult:
+                    max_bad_steps: int = MAX_BAD_STEPS, bad_run: int = 0) -> EpochResult:
     """One pass over ``data``; ``amp`` is the autocast dtype (None: fp32).
 
     A step whose loss or gradients are not finite is skipped (weights, EMA and optimiser state
@@ -172,7 +173,7 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
     """
     model.train()
     losses: list[float] = []
-    skipped = bad_run = 0
+    skipped = 0
     for step, (x, y) in enumerate(data):
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = model(x)
@@ -180,11 +181,12 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
                                    align_corners=False)
             loss = crit(logits.float(), y)
         opt.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            loss.backward()
-            grads = [q.grad for q in model.parameters() if q.grad is not None]
-            finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        # backward always: under DDP every rank must join the gradient all-reduce, which
+        # carries one rank's NaN to all, so all of them skip the step together.
+        loss.backward()
+        grads = [q.grad for q in model.parameters() if q.grad is not None]
+        finite = bool(torch.isfinite(loss)) and \
+            bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
         if finite:
             opt.step()
             if ema is not None:
@@ -207,7 +209,7 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
             sched.step()
         if on_step is not None and losses:
             on_step(float(np.mean(losses)))
-    return EpochResult(float(np.mean(losses)) if losses else float("nan"), skipped)
+    return EpochResult(float(np.mean(losses)) if losses else float("nan"), skipped, bad_run)
 
 
 class _Log:
@@ -460,12 +462,13 @@ def _run(args: argparse.Namespace, dist: Distributed) -> int:
         bar.set_postfix(loss=f"{loss:.3f}", miou=f"{miou:.3f}", best=f"{t.best:.3f}",
                         refresh=False)
 
+    bad_run = 0
     for epoch in bar:
         res = train_one_epoch(t.trained, crit, t.opt, t.sched,
                               batches(data.x_train, data.y_train, aug, args.batch_size, rng,
                                       device, dist.rank, dist.world),
-                              t.ema, device, on_step, amp)
-        loss = res.loss
+                              t.ema, device, on_step, amp, bad_run=bad_run)
+        loss, bad_run = res.loss, res.bad_run
         rec: dict[str, Any] = {"event": "epoch", "epoch": epoch, "loss": loss,
                                "skipped_steps": res.skipped,
                                "lr": t.sched.get_last_lr()[0],
