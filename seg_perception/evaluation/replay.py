@@ -78,8 +78,10 @@ class NodeProcess:
     """``python -m seg_perception.node`` with its output drained to a log file; ready when it
     prints the ready line. Stopped with SIGINT, then SIGTERM, then SIGKILL."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.cmd = [sys.executable, "-m", "seg_perception.node", "--ros-args", *args]
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path,
+                 command: list[str] | None = None) -> None:
+        # ``command``: another node that prints the ready line (a benchmark's baseline).
+        self.cmd = command or [sys.executable, "-m", "seg_perception.node", "--ros-args", *args]
         self.log_path = log_path
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         self.ready = threading.Event()
