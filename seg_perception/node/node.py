@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 import rclpy
+import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import (
@@ -538,6 +539,11 @@ class SegmentationNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv if argv is None else argv
+    # rcl logs its own "Failed to parse global arguments" line before raising; the raised
+    # error carries the same words, so bad arguments read as one line.
+    quiet = not any(a.startswith("rcl:=") for a in args)  # unless --log-level rcl:=... asked
+    if quiet:
+        rclpy.logging.set_logger_level("rcl", rclpy.logging.LoggingSeverity.FATAL)
     try:
         rclpy.init(args=args)
     except Exception as exc:  # noqa: BLE001 - rclpy's RCLError for a bad params file or argument
@@ -545,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{NODE_NAME}] error: ROS arguments or params file rejected: {detail}",
               file=sys.stderr)
         return 2
+    finally:
+        if quiet:
+            rclpy.logging.set_logger_level("rcl", rclpy.logging.LoggingSeverity.UNSET)
     node: SegmentationNode | None = None
     code = 0
     try:
