@@ -6,9 +6,14 @@ use (depth 10, reliable) or sensor-data QoS (best effort, keep last 1). Both nod
 ONNX file, threads and Fast DDS profile, each in its own process; this process is the camera
 (rgb8 on a fixed schedule, reliable depth 10, as most drivers offer) and the planner (subscribes to
 ``/segmentation/mask`` only). Latency is the receipt time minus the frame's header stamp, one
-clock; "age" rows count outputs older than two camera periods. Prints a table; no pass/fail.
+clock; "stale" counts outputs older than two camera periods. Prints a table; no pass/fail.
+
+``node-spin`` is the node with ``spin_wait:=true`` (ONNX Runtime's threads busy-wait between
+operators, as the naive node's default session does); ``--load N`` runs N busy processes beside
+the nodes for the whole run: the robot's other work competing for the cores.
 
     python bench/bench_naive.py [--rates 10 30 60] [--sizes 480x360 1280x720] [--frames 150]
+        [--kinds node node-spin naive-10 naive-sensor] [--load 1]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import array
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -131,6 +137,19 @@ class Camera:
         self.node.destroy_node()
 
 
+KINDS = ("node", "node-spin", "naive-10", "naive-sensor")
+BUSY = "import time\nwhile True:\n    time.monotonic()"
+
+
+def start(kind: str, a: argparse.Namespace, env: dict[str, str], log: Path) -> NodeProcess:
+    if kind.startswith("node"):
+        return NodeProcess(["-p", f"model:={a.model}", "-p", f"threads:={a.threads}", "-p",
+                            "backend:=onnxruntime", "-p", "diagnostics_period:=3600.0", "-p",
+                            f"spin_wait:={'true' if kind == 'node-spin' else 'false'}"],
+                           env, log)
+    return naive(a.model, a.threads, kind.split("-")[1], env, log)
+
+
 def run_one(cam: Camera, proc: NodeProcess, h: int, w: int, frames: int, rate: float) -> dict:
     proc.wait_ready(120.0)
     end = time.monotonic() + 20.0
@@ -163,7 +182,9 @@ def main() -> int:
     p.add_argument("--sizes", nargs="+", default=["480x360", "1280x720"])
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds per setting")
     p.add_argument("--kinds", nargs="+", default=["node", "naive-10", "naive-sensor"],
-                   choices=("node", "naive-10", "naive-sensor"))
+                   choices=KINDS)
+    p.add_argument("--load", type=int, default=0,
+                   help="busy processes beside the nodes (the robot's other work)")
     a = p.parse_args()
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT),
                **profile_env(str(shipped_profile())))
@@ -174,8 +195,10 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="bench_naive_"))
     print(f"node vs naive node: {a.model}, onnxruntime CPU {a.threads} threads, "
           f"{os.cpu_count()} cores; camera + planner in this process; {a.frames} frames per run, "
-          f"{a.rounds} interleaved rounds; latency = mask receipt - frame stamp; logs in {logs}")
+          f"{a.rounds} interleaved rounds; {a.load} busy processes beside; "
+          f"latency = mask receipt - frame stamp; logs in {logs}")
     results: dict[tuple[str, str, float], list[dict]] = {}
+    load = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(a.load)]
     try:
         for k in range(a.rounds):
             for size in a.sizes:
@@ -183,12 +206,7 @@ def main() -> int:
                 for rate in a.rates:
                     for kind in a.kinds:
                         log = logs / f"{kind}_{size}_{rate:g}_{k}.log"
-                        proc = (NodeProcess(["-p", f"model:={a.model}", "-p",
-                                             f"threads:={a.threads}", "-p",
-                                             "backend:=onnxruntime", "-p",
-                                             "diagnostics_period:=3600.0"], env, log)
-                                if kind == "node" else
-                                naive(a.model, a.threads, kind.split("-")[1], env, log))
+                        proc = start(kind, a, env, log)
                         try:
                             r = run_one(cam, proc, h, w, a.frames, rate)
                         finally:
@@ -199,6 +217,9 @@ def main() -> int:
                               f"p95 {r['p95']:7.1f} ms, max {r['max']:7.1f} ms, "
                               f"stale {r['stale']}", flush=True)
     finally:
+        for b in load:
+            b.kill()
+            b.wait()
         cam.close()
         rclpy.shutdown(context=ctx)
     print(f"{'node':>12} {'frame':>9} {'cam Hz':>6} {'outputs':>9} {'p50 ms':>8} {'p95 ms':>8} "
