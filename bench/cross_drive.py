@@ -9,6 +9,8 @@ The split is made of symlinks (the data's licence forbids copies in the project)
     seg-perception train --data runs/x_0001TP/data --train-splits train --val-split val \\
         --val-every 1 ...            # the recipe under study, unchanged otherwise
     python bench/cross_drive.py --curve runs/x_0001TP/s1/train_log.jsonl [more stages ...]
+    python bench/cross_drive.py --run baseline s1.jsonl s2.jsonl --run wider c1.jsonl \
+        --plot runs/x_0001TP/curves.png   # runs side by side, one line each, stages joined
 """
 
 from __future__ import annotations
@@ -59,13 +61,46 @@ def curve(logs: list[Path]) -> list[tuple[int, float]]:
     return points
 
 
+def plot(runs: list[list[str]], out: Path) -> None:
+    """One held-out curve per run (NAME LOG [LOG ...]); the picture people compare runs by."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for name, *logs in runs:
+        points = curve([Path(log) for log in logs])
+        if not points:
+            raise SystemExit(f"error: no epoch with val_miou in the logs of run {name!r}")
+        ax.plot([e for e, _ in points], [100 * m for _, m in points],
+                label=f"{name} (last {100 * points[-1][1]:.1f})")
+    ax.set_xlabel("epoch (stages joined)")
+    ax.set_ylabel("held-out-drive mIoU (EMA weights)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, help="dataset root (train/, trainannot/, val/, valannot/)")
     p.add_argument("--drive", help="drive to hold out, e.g. 0001TP")
     p.add_argument("--out", type=Path, help="folder for the split (OUT/data)")
     p.add_argument("--curve", type=Path, nargs="+", help="print the held-out curve of these logs")
+    p.add_argument("--run", nargs="+", action="append", metavar="NAME_THEN_LOGS",
+                   help="a run to plot: its name, then its stages' logs (repeat per run)")
+    p.add_argument("--plot", type=Path, help="PNG of the --run curves")
     args = p.parse_args(argv)
+    if args.plot or args.run:
+        if not (args.plot and args.run) or any(len(r) < 2 for r in args.run):
+            p.error("--plot needs --run NAME LOG [LOG ...] at least once")
+        plot(args.run, args.plot)
+        print(f"wrote {args.plot}")
+        return 0
     if args.curve:
         points = curve(args.curve)
         if not points:
