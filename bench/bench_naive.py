@@ -198,8 +198,9 @@ def main() -> int:
           f"{a.rounds} interleaved rounds; {a.load} busy processes beside; "
           f"latency = mask receipt - frame stamp; logs in {logs}")
     results: dict[tuple[str, str, float], list[dict]] = {}
-    load = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(a.load)]
+    load: list[subprocess.Popen[bytes]] = []
     try:
+        load += [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(a.load)]
         for k in range(a.rounds):
             for size in a.sizes:
                 w, h = (int(v) for v in size.split("x"))

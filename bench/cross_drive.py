@@ -9,7 +9,7 @@ The split is made of symlinks (the data's licence forbids copies in the project)
     seg-perception train --data runs/x_0001TP/data --train-splits train --val-split val \\
         --val-every 1 ...            # the recipe under study, unchanged otherwise
     python bench/cross_drive.py --curve runs/x_0001TP/s1/train_log.jsonl [more stages ...]
-    python bench/cross_drive.py --run baseline s1.jsonl s2.jsonl --run wider c1.jsonl \
+    python bench/cross_drive.py --run baseline s1.jsonl s2.jsonl --run wider c1.jsonl \\
         --plot runs/x_0001TP/curves.png   # runs side by side, one line each, stages joined
 """
 
