@@ -177,6 +177,27 @@ def test_a_non_finite_step_is_skipped_and_counted():
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
 
 
+def test_a_skipped_step_leaves_the_batch_norm_statistics_as_they_were():
+    """The forward pass of a NaN batch moves BN's running mean and variance before the guard
+    sees the loss; left there, the NaN would ship in the EMA, which averages buffers."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    crit = torch.nn.CrossEntropyLoss(ignore_index=255)
+    bn = model[1]
+    train_one_epoch(model, crit, opt, sched, iter([_batch()]), None, torch.device("cpu"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = train_one_epoch(model, crit, opt, sched, iter([_batch(bad=True)]), None,
+                          torch.device("cpu"))
+    assert res.skipped == 1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert int(bn.num_batches_tracked) == 1
+    train_one_epoch(model, crit, opt, sched, iter([_batch()]), None, torch.device("cpu"))
+    assert not torch.equal(before["1.running_mean"], bn.running_mean)
+    assert torch.isfinite(bn.running_var).all() and int(bn.num_batches_tracked) == 2
+
+
 def test_the_run_of_non_finite_steps_spans_epochs():
     model, opt, sched, crit = _tiny_step_parts()
     res = train_one_epoch(model, crit, opt, sched, iter([_batch(bad=True)] * 2), None,

@@ -166,15 +166,19 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
                     max_bad_steps: int = MAX_BAD_STEPS, bad_run: int = 0) -> EpochResult:
     """One pass over ``data``; ``amp`` is the autocast dtype (None: fp32).
 
-    A step whose loss or gradients are not finite is skipped (weights, EMA and optimiser state
-    untouched; the schedule still advances, so the run's length stays fixed): one such step
-    would otherwise turn every weight into NaN and every later checkpoint with it.
+    A step whose loss or gradients are not finite is skipped (weights, buffers, EMA and
+    optimiser state untouched; the schedule still advances, so the run's length stays fixed):
+    one such step would otherwise turn every weight into NaN and every later checkpoint with it.
+    Its forward pass has already moved the batch-norm running statistics, so they are put back:
+    a NaN there would survive the guard and ship in the EMA (which averages buffers).
     ``max_bad_steps`` in a row raise ``TrainingError``.
     """
     model.train()
     losses: list[float] = []
     skipped = 0
+    buffers = list(model.buffers())
     for step, (x, y) in enumerate(data):
+        saved = [b.clone() for b in buffers]
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = model(x)
             logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
@@ -195,6 +199,9 @@ def train_one_epoch(model: torch.nn.Module, crit: torch.nn.Module,
             bad_run = 0
         else:
             opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for b, v in zip(buffers, saved, strict=True):
+                    b.copy_(v)
             skipped += 1
             bad_run += 1
             if bad_run >= max_bad_steps:
