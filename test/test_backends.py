@@ -404,6 +404,17 @@ def test_model_contract_is_checked_at_load(tiny_onnx, tmp_path):
         read_model_info(variant("ids.onnx", rename_output))
     with pytest.raises(ValueError, match="input_size '0x0'"):
         read_model_info(variant("zero.onnx", zero_size))
+
+    def palette_out_of_range(m):
+        for e in m.metadata_props:
+            if e.key == "classes":
+                d = json.loads(e.value)
+                d["palette"][0] = [300, 0, 0]
+                e.value = json.dumps(d)
+
+    # the node would build its colour table from it; uint8 cannot hold 300
+    with pytest.raises(ValueError, match="palette colour 0"):
+        read_model_info(variant("palette.onnx", palette_out_of_range))
     with pytest.raises(ValueError, match="is a directory"):
         read_model_info(tmp_path)
     (tmp_path / "junk.onnx").write_bytes(b"\x00junk")

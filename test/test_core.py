@@ -113,6 +113,14 @@ def test_class_set_rules(tmp_path):
         ClassSet(names=("a", "b"), palette=((0, 0, 0),))
     with pytest.raises(ValueError, match="unknown class"):
         ClassSet(names=("a",), palette=((0, 0, 0),), drivable=("b",))
+    with pytest.raises(ValueError, match=r"palette colour 1 \('b'\).*0\.\.255"):
+        ClassSet(names=("a", "b"), palette=((0, 0, 0), (0, 256, 0)))
+    with pytest.raises(ValueError, match="palette colour 0"):
+        ClassSet(names=("a",), palette=((0, 0),))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at most 255"):  # ids are uint8, 255 is 'not scored'
+        ClassSet(names=tuple(f"c{i}" for i in range(256)), palette=((0, 0, 0),) * 256)
+    full = ClassSet(names=tuple(f"c{i}" for i in range(255)), palette=((0, 0, 0),) * 255)
+    assert full.palette_array().shape == (256, 3)
     f = tmp_path / "c.json"
     f.write_text('{"names": ["road", "car"], "palette": [[1,2,3],[4,5,6]], "ignore_id": 9}')
     cs = ClassSet.load(f)

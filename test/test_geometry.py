@@ -111,6 +111,12 @@ def test_bad_geometry_is_refused():
         GridSpec(0.0, (0, 30), (-10, 10))
     with pytest.raises(ValueError, match="grid_x_range"):
         GridSpec(0.1, (30, 0), (-10, 10))
+    # finite ranges whose cell count overflows a float, or int(): refused, not OverflowError
+    for res, xr in ((0.1, (-1e308, 1e308)), (0.1, (0.0, 1e308)), (1e-300, (0.0, 30.0))):
+        with pytest.raises(ValueError, match="too large"):
+            GridSpec(res, xr, (-10, 10))
+    with pytest.raises(ValueError, match="too large"):
+        GridSpec(0.001, (0, 3000), (-10, 10))  # 3 M x 20 k cells: finite, still too many
     with pytest.raises(ValueError, match="camera_pose"):
         ground_points(intr(), [0, 0, 1])
     with pytest.raises(ValueError, match="focal"):

@@ -320,6 +320,17 @@ def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param,
     assert "Traceback" not in r.stderr
 
 
+def test_a_grid_too_large_to_count_fails_at_start(tiny_onnx):
+    """Each bound is finite but the cell count is not: exit 2 with the grid named, not the
+    OverflowError int() raises (even with publish_grid off, the grid is checked at start)."""
+    r = subprocess.run([sys.executable, "-m", "seg_perception.node", "--ros-args",
+                        "-p", f"model:={tiny_onnx}", "-p", "grid_x_range:=[-1.0e+308, 1.0e+308]"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "parameter 'grid_resolution'" in r.stderr and "too large" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_unwritable_engine_dir_is_a_configuration_error(trt_standin, tiny_onnx, tmp_path):
     """TensorRT writes engines beside the model unless told: a folder it cannot create is
     a ConfigError naming engine_dir (exit 2 in main), not an OSError traceback."""

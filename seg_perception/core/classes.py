@@ -34,6 +34,13 @@ class ClassSet:
             raise ValueError("class file: class names must be unique")
         if not self.names:
             raise ValueError("class file: no classes")
+        if len(self.names) > IGNORE_LABEL:  # ids are uint8 and IGNORE_LABEL is not a class
+            raise ValueError(f"class file: {len(self.names)} classes; at most {IGNORE_LABEL} "
+                             "fit 8-bit label images")
+        for i, c in enumerate(self.palette):
+            if len(c) != 3 or not all(0 <= v <= 255 for v in c):
+                raise ValueError(f"class file: palette colour {i} ({self.names[i]!r}) must be "
+                                 f"three values in 0..255, got {list(c)}")
         for n in (*self.drivable, *self.obstacles):
             if n not in self.names:
                 raise ValueError(f"class group names unknown class {n!r}; "
