@@ -320,6 +320,24 @@ def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param,
     assert "Traceback" not in r.stderr
 
 
+def test_a_mask_too_wide_for_png_is_counted_and_the_rest_still_published(tiny_onnx, rng):
+    """A 1 x 1,000,001 frame is within max_input_pixels, but libpng takes at most 1,000,000
+    pixels a side: at output_resolution: input its PNG mask is an error, counted, and the raw
+    mask still goes out; the next frame's PNG does too."""
+    topics = {"/segmentation/mask": Image, "/segmentation/mask/compressed": CompressedImage}
+    with served(tiny_onnx, topics, qos_reliability="reliable", qos_depth=10,
+                publish_mask_compressed=True, output_resolution="input") as (node, pub, rec):
+        wide = np.tile(frame(rng, 1, 1000)[:, :, 0], (1, 1001))[:, :1_000_001]
+        pub.publish(image_msg(wide, "mono8", 1))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 1, 20)
+        assert rec.msgs["/segmentation/mask"][0][1].width == 1_000_001
+        assert wait_for(lambda: node.stats.totals["errors"] == 1, 5)
+        pub.publish(image_msg(frame(rng), "rgb8", 2))
+        assert wait_for(lambda: rec.count("/segmentation/mask/compressed") == 1, 10)
+        assert stamp_ns(rec.msgs["/segmentation/mask/compressed"][0][1]) == 2
+        assert node.stats.totals["errors"] == 1 and node.stats.totals["bad"] == 0
+
+
 def test_a_grid_too_large_to_count_fails_at_start(tiny_onnx):
     """Each bound is finite but the cell count is not: exit 2 with the grid named, not the
     OverflowError int() raises (even with publish_grid off, the grid is checked at start)."""

@@ -80,6 +80,7 @@ NODE_NAME = "segmentation_node"
 # 3-4x faster than PNG's defaults and smaller (bench/bench_planner.py).
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+PNG_MAX_SIDE = 1_000_000  # libpng's default user limit on width and height (PNG_USER_WIDTH_MAX)
 _T = ParameterType
 GRIDS_KEPT = 4  # ground grids kept per camera_info content (1.7 MB each at 480x360)
 
@@ -414,12 +415,28 @@ class SegmentationNode(Node):
                 msg.data = self._renderer.payload(name)
                 self._pubs[name].publish(msg)
             if name == "mask" and png:
-                ok, data = cv2.imencode(".png", view, PNG_FAST)
-                if ok:
-                    out = CompressedImage(header=header, format="mono8; png compressed")
-                    out.data = data.tobytes()
-                    # why the ignore below: the publisher exists while this output is on
-                    self._png_pub.publish(out)  # type: ignore[union-attr]
+                self._publish_png(header, view)
+
+    def _publish_png(self, header: Any, mask: np.ndarray) -> None:
+        """The mask as PNG. libpng refuses a side over PNG_MAX_SIDE, which a raw 1 x 1,000,001
+        frame within max_input_pixels reaches at output_resolution: input; such a mask is
+        counted and logged, and the other outputs of the frame still go out."""
+        h, w = mask.shape[:2]
+        ok, data = False, None
+        if max(h, w) <= PNG_MAX_SIDE:  # beyond it libpng would also print to stderr per frame
+            with contextlib.suppress(cv2.error):
+                ok, data = cv2.imencode(".png", mask, PNG_FAST)
+        if not ok or data is None:
+            self.stats.count("errors")
+            self.get_logger().error(
+                f"mask/compressed not published: a {w}x{h} mask cannot be a PNG (at most "
+                f"{PNG_MAX_SIDE:,} pixels a side); set output_resolution: model",
+                throttle_duration_sec=5.0)
+            return
+        out = CompressedImage(header=header, format="mono8; png compressed")
+        out.data = data.tobytes()
+        # why the ignore below: the publisher exists while this output is on
+        self._png_pub.publish(out)  # type: ignore[union-attr]
 
     def _intrinsics(self, ci: CameraInfo, frame_hw: tuple[int, ...]) -> Intrinsics:
         """camera_info checked against itself and the frames (ValueError says what is wrong)."""
