@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -66,6 +67,9 @@ def served(model, topics: dict, in_type=Image, in_topic="/camera/image_raw", in_
     """A node in-process plus a peer publishing its input and recording ``topics``, discovered."""
     with ros_session() as (ctx, ex):
         node = make_node(ctx, model, **params)
+        # Ten seconds pass between grid builds, so tests that change the calibration at once
+        # are not held by the rebuild limit (its own test steps the clock itself).
+        node._grid_clock = itertools.count(0.0, 10.0).__next__
         peer = Node("peer", context=ctx)
         ex.add_node(node)
         ex.add_node(peer)
@@ -501,6 +505,33 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
         np.testing.assert_array_equal(
             cells.reshape(20, 40), ref.render(small, node._renderer.luts["drivable"],
                                               node._renderer.luts["obstacles"]))
+
+
+def test_a_calibration_changing_every_frame_holds_the_grid_not_the_masks(tiny_onnx, rng):
+    """A camera_info whose K changes with every frame would cost each frame a grid build in
+    the worker: one new grid per second of the node's clock; in between the masks go out,
+    no grid of another calibration does, and diagnostics say why."""
+    now = [0.0]
+    with grid_served(tiny_onnx) as (node, pub, rec, info_pub):
+        node._grid_clock = lambda: now[0]
+        f = frame(rng, 240, 320)
+        for n in range(1, 5):
+            ci = _camera_info(320, 240)
+            ci.k[0] = ci.p[0] = 256.0 + n  # a new focal length each frame
+            info_pub.publish(ci)
+            assert wait_for(lambda ci=ci: node._camera_info is not None
+                            and node._camera_info.k[0] == ci.k[0], 5)
+            pub.publish(image_msg(f, "rgb8", n))
+            assert wait_for(lambda n=n: rec.count("/segmentation/mask") == n, 10)
+            now[0] += 0.3
+        # Built at 0.0 only (0.3-0.9 fall inside its second); every frame had its mask.
+        assert rec.count("/segmentation/grid") == 1 and len(node._grids) == 1
+        assert "faster than one grid build per 1 s" in node._grid_note
+        now[0] = 1.0  # a second after the last build: the newest calibration's grid
+        pub.publish(image_msg(f, "rgb8", 5))
+        assert wait_for(lambda: rec.count("/segmentation/grid") == 2, 10)
+        assert node._grid_note.startswith("ok") and len(node._grids) == 2
+        assert node.stats.totals["errors"] == 0 and node.stats.totals["bad_camera_info"] == 0
 
 
 @contextmanager

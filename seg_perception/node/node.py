@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import contextlib
 import functools
+import math
 import sys
 import threading
 import time
@@ -83,6 +84,7 @@ PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRIT
 PNG_MAX_SIDE = 1_000_000  # libpng's default user limit on width and height (PNG_USER_WIDTH_MAX)
 _T = ParameterType
 GRIDS_KEPT = 4  # ground grids kept per camera_info content (1.7 MB each at 480x360)
+GRID_BUILD_EVERY_S = 1.0  # at most one new ground grid per second of the node's clock
 
 
 @dataclass
@@ -204,6 +206,8 @@ class SegmentationNode(Node):
         self._grid: GroundGrid | None = None
         self._grid_key: tuple | None = None
         self._grids: OrderedDict[tuple, tuple[GroundGrid | None, str]] = OrderedDict()
+        self._grid_built_at = -math.inf
+        self._grid_clock = time.monotonic  # tests step their own
         self._grid_msg: OccupancyGrid | None = None
         self._grid_note = "off" if not self.cfg.publish_grid else \
             f"waiting for camera_info on {self.cfg.camera_info_topic}"
@@ -481,6 +485,19 @@ class SegmentationNode(Node):
         self._info_out.header = header
         self._info_pub.publish(self._info_out)
 
+    def _grid_build_too_soon(self) -> bool:
+        """A calibration (or frame size) that changed every frame would cost every frame a
+        build in the worker: the masks keep their rate and the grid waits, none published
+        rather than one of another calibration."""
+        now = self._grid_clock()
+        if now - self._grid_built_at < GRID_BUILD_EVERY_S:
+            self._grid_note = ("no grid: camera_info or frame size changes faster than one grid "
+                               f"build per {GRID_BUILD_EVERY_S:g} s")
+            self.get_logger().warning(self._grid_note, throttle_duration_sec=5.0)
+            return True
+        self._grid_built_at = now
+        return False
+
     def _publish_grid(self, header: Any, small_ids: np.ndarray,
                       frame_hw: tuple[int, ...]) -> None:
         ci = self._camera_info
@@ -495,6 +512,8 @@ class SegmentationNode(Node):
             if cached is None:
                 try:
                     intr = self._intrinsics(ci, frame_hw)
+                    if self._grid_build_too_soon():
+                        return
                     h, w = small_ids.shape
                     spec = GridSpec(self.cfg.grid_resolution, self.cfg.grid_x_range,
                                     self.cfg.grid_y_range)
