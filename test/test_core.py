@@ -194,6 +194,23 @@ def test_stamp_gaps_count_frames_never_seen():
     assert g.add(6 * period) == 0
 
 
+def test_stamp_gaps_learn_no_period_from_stamps_too_close_for_a_camera():
+    """Stamps 1 ns apart, then a 0.9 s gap closed by a 1 ns one: no 9e8 lost frames."""
+    from seg_perception.node.stats import StampGaps
+
+    g = StampGaps()
+    t = 1_000_000_000
+    for _ in range(9):
+        t += 1
+        assert g.add(t) == 0
+    assert g.add(t + 900_000_000) == 0 and g.add(t + 900_000_001) == 0
+    # a 1 kHz camera is still one: its lost frame is counted
+    g = StampGaps()
+    for k in range(1, 20):
+        g.add(k * 1_000_000)
+    assert g.add(21 * 1_000_000) == 0 and g.add(22 * 1_000_000) == 1
+
+
 def test_stamp_gaps_take_jitter_and_a_slower_camera_as_no_loss():
     from seg_perception.node.stats import StampGaps
 

@@ -212,6 +212,24 @@ def test_malformed_frames_do_not_stop_the_node(tiny_onnx, rng):
         assert node.stats.totals["errors"] == 0
 
 
+def test_frames_without_stamp_or_frame_id_are_served_and_counted(tiny_onnx, rng):
+    """A zero stamp or an empty frame_id breaks tf and time pairing downstream: the frame is
+    still served with its header as sent, and counted in bad_headers (not as a bad frame)."""
+    with served(tiny_onnx, {"/segmentation/mask": Image}, qos_reliability="reliable",
+                qos_depth=10) as (node, pub, rec):
+        f = frame(rng)
+        pub.publish(image_msg(f, "rgb8", 0))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 1, 10)
+        pub.publish(image_msg(f, "rgb8", 5, frame_id=""))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 2, 10)
+        pub.publish(image_msg(f, "rgb8", 6))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 3, 10)
+        first, second = (rec.msgs["/segmentation/mask"][i][1] for i in (0, 1))
+        assert stamp_ns(first) == 0 and first.header.frame_id == "cam"
+        assert stamp_ns(second) == 5 and second.header.frame_id == ""
+        assert node.stats.totals["bad_headers"] == 2 and node.stats.totals["bad"] == 0
+
+
 def test_compressed_input_and_corrupt_jpeg(tiny_onnx, rng):
     with served(tiny_onnx, {"/segmentation/mask": Image}, CompressedImage,
                 in_topic="/camera/image_raw/compressed", input_transport="compressed",

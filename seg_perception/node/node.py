@@ -330,7 +330,10 @@ class SegmentationNode(Node):
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self.stats.count("received")
         st = msg.header.stamp
-        missing = self._gaps.add(st.sec * 1_000_000_000 + st.nanosec)
+        stamp = st.sec * 1_000_000_000 + st.nanosec
+        if stamp == 0 or not msg.header.frame_id:
+            self._bad_header(stamp)
+        missing = self._gaps.add(stamp)
         if missing:
             self.stats.count("never_seen", missing)
         if self._slot.put(Frame(msg, time.monotonic())):
@@ -338,6 +341,16 @@ class SegmentationNode(Node):
         # Hand the GIL to the woken worker now: otherwise it waits for the executor's own Python
         # bookkeeping after this callback (measured 0.3 ms per frame; 0.02 ms with this).
         time.sleep(0)
+
+    def _bad_header(self, stamp: int) -> None:
+        """Served as sent (the outputs carry the camera's header), but tf lookups and time
+        pairing downstream need a stamp and a frame: said and counted, not refused."""
+        self.stats.count("bad_headers")
+        what = "no stamp (0)" if stamp == 0 else "an empty frame_id"
+        self.get_logger().warning(
+            f"image on {self._sub.topic_name} has {what}: outputs carry its header as is; "
+            "tf and time synchronisation downstream need the camera's stamp and frame_id",
+            throttle_duration_sec=5.0)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg  # one reference swap: the worker reads whichever is newest

@@ -32,7 +32,7 @@ class WindowReport:
 
 class NodeStats:
     COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost", "never_seen",
-                "worker_restarts", "bad_camera_info")
+                "worker_restarts", "bad_camera_info", "bad_headers")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -89,20 +89,26 @@ class StampGaps:
     jitter) adds up to no loss; ``rate_change`` long gaps in a row are a camera that slowed down
     (or lost every other frame for good, which stamps cannot tell apart): the period is
     re-learnt and nothing is counted. Gaps over ``pause_s`` are a stopped camera, not a loss;
-    stamps that go backwards (a bag replayed in a loop) restart the count.
+    stamps that go backwards (a bag replayed in a loop) restart the count. A median gap under
+    ``min_period_s`` is no camera's period (stamps 1 ns apart would make a 0.9 s gap 9e8 lost
+    frames): nothing is counted from it.
     """
 
     def __init__(self, window: int = 64, pause_s: float = 1.0, min_deltas: int = 8,
-                 rate_change: int = 4) -> None:
+                 rate_change: int = 4, min_period_s: float = 1e-3) -> None:
         self._deltas: deque[int] = deque(maxlen=window)
         self._last: int | None = None
         self._pause_ns = int(pause_s * 1e9)
         self._min = min_deltas
         self._rate_change = rate_change
+        self._min_period_ns = min_period_s * 1e9
         self._pending: list[int] = []  # long gaps waiting for a one-period gap to confirm them
 
     def _period(self) -> float | None:
-        return statistics.median(self._deltas) if len(self._deltas) >= self._min else None
+        if len(self._deltas) < self._min:
+            return None
+        period = statistics.median(self._deltas)
+        return period if period >= self._min_period_ns else None
 
     def _settle(self, period: float, closing: int) -> int:
         """Frames missing over the pending long gaps and the gap that closes them."""
