@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import signal
 import subprocess
@@ -210,6 +211,37 @@ def test_malformed_frames_do_not_stop_the_node(tiny_onnx, rng):
             assert wait_for(lambda n=n: rec.count("/segmentation/mask") == n, 5), \
                 f"no output after {name}"
         assert node.stats.totals["errors"] == 0
+
+
+def test_a_frame_in_flight_when_a_signal_shuts_the_context_is_no_error(tiny_onnx, rng):
+    """rclpy's signal handler shuts the context down while the worker is inside a frame
+    (before main closes the node): publishing then raises, which is the shutdown, so nothing
+    is counted or logged as an inference error."""
+    import rclpy
+    from rclpy.context import Context
+
+    from seg_perception.node.node import Frame
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = make_node(ctx, tiny_onnx)
+    try:
+        run = node.segmenter.run
+
+        def signalled_mid_frame(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+            out = run(*a, **kw)
+            ctx.shutdown()  # what SIGINT's handler does while the backend runs
+            return out
+
+        node.segmenter.run = signalled_mid_frame  # type: ignore[method-assign]
+        node._serve(Frame(image_msg(frame(rng), "rgb8", 1), time.monotonic()))
+        assert node.stats.totals["errors"] == 0 and node.stats.totals["published"] == 0
+    finally:
+        node.close()
+        with contextlib.suppress(Exception):
+            node.destroy_node()
+        if ctx.ok():
+            rclpy.shutdown(context=ctx)
 
 
 def test_frames_without_stamp_or_frame_id_are_served_and_counted(tiny_onnx, rng):

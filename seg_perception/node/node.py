@@ -375,7 +375,7 @@ class SegmentationNode(Node):
         result = serve_frame(time.monotonic() - frame.received, self.cfg.max_frame_age,
                              functools.partial(self._decode, frame.msg),
                              functools.partial(self._process, frame.msg.header),
-                             lambda: self._slot.closed)
+                             self._closing)
         log = self.get_logger()
         if result.outcome is Outcome.PUBLISHED:
             self.stats.published(time.monotonic() - frame.received, result.backend_s)
@@ -386,6 +386,11 @@ class SegmentationNode(Node):
                       throttle_duration_sec=5.0)
         elif result.outcome is Outcome.ERROR:
             log.error(f"inference failed: {result.detail}", throttle_duration_sec=5.0)
+
+    def _closing(self) -> bool:
+        """A signal shuts the context down before main closes the node: a frame in flight
+        then fails in publish, which is the shutdown, not an inference error."""
+        return self._slot.closed or not self.context.ok()
 
     def _process(self, header: Any, rgb: np.ndarray) -> float:
         """Segments and publishes one frame; returns the backend's own time."""
