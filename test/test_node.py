@@ -392,6 +392,27 @@ def test_a_mask_too_wide_for_png_is_counted_and_the_rest_still_published(tiny_on
         assert node.stats.totals["errors"] == 1 and node.stats.totals["bad"] == 0
 
 
+@pytest.mark.parametrize(("remap", "params", "image", "info"), [
+    (["-r", "/camera/image_raw:=/front/image_raw"], {}, "/front/image_raw", "/front/camera_info"),
+    (["-r", "__ns:=/left"], {"image_topic": "image_raw"}, "/left/image_raw", "/left/camera_info"),
+    (["-r", "/camera/image_raw:=/front/image_raw"], {"camera_info_topic": "/calib/info"},
+     "/front/image_raw", "/calib/info"),  # a camera_info_topic given is taken as given
+])
+def test_camera_info_follows_the_image_topic_as_remapped(tiny_onnx, remap, params, image, info):
+    """As image_transport's camera subscriber: the calibration is the sibling of the image
+    topic after remapping and namespacing, so moving the frames moves it too."""
+    with ros_session() as (ctx, _):
+        node = SegmentationNode(
+            context=ctx, cli_args=["--ros-args", *remap], use_global_arguments=False,
+            parameter_overrides=[Parameter("model", value=str(tiny_onnx)),
+                                 *(Parameter(k, value=v) for k, v in params.items())])
+        try:
+            assert (node._sub.topic_name, node._info_sub.topic_name) == (image, info)
+        finally:
+            node.close()
+            node.destroy_node()
+
+
 def test_a_grid_too_large_to_count_fails_at_start(tiny_onnx):
     """Each bound is finite but the cell count is not: exit 2 with the grid named, not the
     OverflowError int() raises (even with publish_grid off, the grid is checked at start)."""

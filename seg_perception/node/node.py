@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -56,7 +56,7 @@ from seg_perception.inference.factory import create_backend
 from seg_perception.inference.modelinfo import default_model_path, read_model_info
 from seg_perception.inference.segmenter import Segmenter
 from seg_perception.model.contract import CONFIDENCE_NAME
-from seg_perception.node.config import NodeConfig, validate
+from seg_perception.node.config import NodeConfig, camera_info_sibling, validate
 from seg_perception.node.diagnostics import health, values
 from seg_perception.node.outputs import COLOUR, OutputRenderer
 from seg_perception.node.params import (
@@ -297,6 +297,11 @@ class SegmentationNode(Node):
             raise ConfigError("publish_confidence", f"{info.name} has no {CONFIDENCE_NAME!r} "
                               "output; export it again with `seg-perception export`")
         self._check_topic_names(cfg)  # before the backend: a TensorRT build takes minutes
+        if not values["camera_info_topic"]:
+            # The sibling of the image topic as remapped, as image_transport's camera
+            # subscriber takes it: `-r /camera/image_raw:=/front/image_raw` moves both.
+            cfg = replace(cfg, camera_info_topic=camera_info_sibling(
+                self.resolve_topic_name(cfg.image_topic)))
         size = cfg.input_size or info.input_size
         try:
             backend = create_backend(

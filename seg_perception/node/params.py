@@ -140,7 +140,7 @@ PARAMETERS: tuple[Param, ...] = (
        "a larger raw frame or a JPEG/PNG whose header declares more is refused unread",
        min=256, max=16384 * 16384),
     _p("camera_info_topic", "str", "", "camera calibration matched to the frames (the latest "
-       "one); empty: the `camera_info` sibling of `image_topic`"),
+       "one); empty: the `camera_info` sibling of `image_topic` as remapped"),
     _p("output_resolution", "str", "input", "`input`: outputs at the camera's size; `model`: at "
        "the network's input size, with `segmentation/camera_info` saying so",
        choices=RESOLUTIONS),
