@@ -251,8 +251,8 @@ class TensorRTBackend:
                                  f"{names}; expected one image input and a 'labels' output")
             self.input_name = inputs[0]
             shape = tuple(eng.get_tensor_shape(self.input_name))
-            if -1 in shape:  # dynamic engine: fix it at the profile's shape
-                shape = tuple(eng.get_tensor_profile_shape(self.input_name, 0)[2])
+            if -1 in shape:  # dynamic engine (built elsewhere): its profile's opt shape
+                shape = tuple(eng.get_tensor_profile_shape(self.input_name, 0)[1])
             if not self._context.set_input_shape(self.input_name, shape):
                 raise ValueError(f"engine {self.engine_path} refuses input shape {shape} for "
                                  f"{self.input_name!r} (TensorRT's log says why)")

@@ -260,7 +260,8 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
         if plan.dla_core >= cores:
             raise EngineBuildError(
                 f"dla_core {plan.dla_core}: TensorRT {trt.__version__} sees {cores} DLA core(s) "
-                "on this device (DLA is on Jetson AGX and NX Orin); use dla_core -1",
+                "on this device (DLA is on Jetson AGX and NX Orin, with TensorRT up to 10.7 as "
+                "JetPack 6 ships it; NVIDIA's 10.8 to 11.3 have no DLA); use dla_core -1",
                 logger.errors_since(mark))
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
