@@ -392,6 +392,25 @@ def test_a_mask_too_wide_for_png_is_counted_and_the_rest_still_published(tiny_on
         assert node.stats.totals["errors"] == 1 and node.stats.totals["bad"] == 0
 
 
+def test_run_time_parameter_changes_pass_the_start_up_check(tiny_onnx):
+    """overlay_alpha is the one parameter that changes at run time: a value start-up refuses
+    (rclpy's range test lets 1e-6 beyond the bound through) is refused with the reason, a
+    good one taken, and the read-only ones stay refused by rclpy."""
+    with ros_session() as (ctx, _):
+        node = make_node(ctx, tiny_onnx)
+        try:
+            over, ok, ro = node.set_parameters([Parameter("overlay_alpha", value=1.0000009)]
+                                               + [Parameter("overlay_alpha", value=0.7)]
+                                               + [Parameter("threads", value=1)])
+            assert not over.successful and "overlay_alpha" in over.reason
+            assert "0..1" in over.reason
+            assert ok.successful and node.get_parameter("overlay_alpha").value == 0.7
+            assert not ro.successful and "read-only" in ro.reason
+        finally:
+            node.close()
+            node.destroy_node()
+
+
 @pytest.mark.parametrize(("remap", "params", "image", "info"), [
     (["-r", "/camera/image_raw:=/front/image_raw"], {}, "/front/image_raw", "/front/camera_info"),
     (["-r", "__ns:=/left"], {"image_topic": "image_raw"}, "/left/image_raw", "/left/camera_info"),

@@ -30,6 +30,7 @@ from rcl_interfaces.msg import (
     IntegerRange,
     ParameterDescriptor,
     ParameterType,
+    SetParametersResult,
 )
 from rclpy.exceptions import (
     InvalidParameterTypeException,
@@ -40,6 +41,7 @@ from rclpy.exceptions import (
 )
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import (
     HistoryPolicy,
     QoSProfile,
@@ -213,6 +215,7 @@ class SegmentationNode(Node):
             f"waiting for camera_info on {self.cfg.camera_info_topic}"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker = self._start_worker()
         self.get_logger().info(
             f"segmentation node ready: backend={self.segmenter.backend.name} "
@@ -263,6 +266,18 @@ class SegmentationNode(Node):
         except ParameterUninitializedException as exc:  # e.g. `[]`: ROS 2 gives it no type
             raise ConfigError(name, "has no value (an empty list has no type in ROS 2); give at "
                               "least one entry, or switch the output off") from exc
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Run-time values pass the check start-up applies (rclpy's own range test lets
+        values within 1e-6 beyond a bound through)."""
+        for p in params:
+            prm = BY_NAME.get(p.name)
+            if prm is not None and prm.dynamic:
+                try:
+                    prm.check(p.value)
+                except ConfigError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
 
     def _warn_unknown_parameters(self) -> None:
         """A misspelt parameter would otherwise be ignored without a word."""
