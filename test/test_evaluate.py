@@ -89,6 +89,16 @@ def test_offline_compressed_bag_resolves_topic(tmp_path, tiny_onnx):
     assert m["frames_scored"] == 3
 
 
+def test_offline_max_frames_reads_no_labels_beyond_them(tmp_path, tiny_onnx, capsys):
+    """As live: the labels of frames past --max-frames are not read, so they are not
+    reported as labels without an image."""
+    bag = make_bag(tmp_path, n=5)
+    m = evaluate(EvalConfig(bag=bag, out=tmp_path / "e", model=tiny_onnx, overlays=0,
+                            max_frames=2, progress=False))
+    assert m["frames"] == 2 and m["frames_scored"] == 2 and m["labels_without_image"] == 0
+    assert "no matching image" not in capsys.readouterr().out
+
+
 def test_missing_topic_lists_the_bag_topics(tmp_path, tiny_onnx, capsys):
     bag = make_bag(tmp_path, n=1)
     rc = cli(["evaluate", "--bag", str(bag), "--out", str(tmp_path / "e"), "--model",

@@ -13,7 +13,7 @@ import pytest
 from seg_perception.core.classes import CAMVID, IGNORE_LABEL, ClassSet
 from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.evaluation.config import choose_overlays
-from seg_perception.evaluation.tally import Tally, build_metrics, percentile_summary
+from seg_perception.evaluation.tally import Tally, build_metrics, percentile_summary, summary_line
 
 I = IGNORE_LABEL  # noqa: E741 - reads like the 'ignore' it is in the arrays below
 
@@ -76,8 +76,9 @@ def test_percentiles():
     s = percentile_summary([float(v) for v in range(1, 101)])
     assert s["p50"] == pytest.approx(50.5) and s["max"] == 100.0
     assert s["p95"] == pytest.approx(95.05) and s["p99"] == pytest.approx(99.01)
+    assert s["n"] == 100
     assert percentile_summary([]) == {"p50": None, "p95": None, "p99": None, "max": None,
-                                      "mean": None}
+                                      "mean": None, "n": 0}
 
 
 TWO = ClassSet(names=("a", "b"), palette=((0, 0, 0), (255, 255, 255)))
@@ -96,7 +97,8 @@ def test_tally_pairs_by_stamp_in_either_order():
     t.add_image(40)  # no label, no prediction: dropped
     assert t.scored == 2
     assert t.cm.mat.tolist() == [[2, 0], [1, 1]]
-    assert t.counts() == {"labels_without_image": 1, "images_without_label": 1, "dropped": 1}
+    assert t.counts() == {"labels_without_image": 1, "images_without_label": 1, "dropped": 1,
+                          "evicted": 0}
     m = build_metrics(t, mode="offline", bag=None, bag_path=Path("b"), backend="x",
                       precision="fp32", model=Path("m.onnx"), fps=None, complete=True, error=None)
     assert m["frames"] == 3 and m["frames_scored"] == 2 and m["dropped"] == 1
@@ -120,6 +122,68 @@ def test_tally_live_latency_and_unexpected_masks():
         t.published(stamp, 100.1 + 0.1 * i)
         t.received(stamp, np.zeros((1, 2), np.uint8), 100.125 + 0.1 * i)
     assert t.output_fps() == pytest.approx(3 / 0.3)  # 4 masks 0.1 s apart: 10 per second
+
+
+def test_a_repeated_stamp_is_not_scored_against_the_wrong_label():
+    """Live: two frames share a stamp; their labels differ. Pairing by stamp cannot tell the
+    masks apart, nor which publish timed them: neither is scored or timed, and it is said."""
+    t = Tally(TWO)
+    zeros, ones = np.zeros((1, 2), np.uint8), np.ones((1, 2), np.uint8)
+    t.add_image(5)
+    t.published(5, 10.0)
+    t.add_label(5, zeros)
+    t.add_image(5)  # the camera repeated the stamp before the first mask came back
+    t.published(5, 10.033)
+    t.add_label(5, ones)
+    t.received(5, zeros, 10.05)
+    t.received(5, ones, 10.08)
+    assert t.scored == 0 and t.latencies_ms == [] and t.cm.scored_pixels == 0
+    m = build_metrics(t, mode="live", bag=None, bag_path=Path("b"), backend="x",
+                      precision="fp32", model=Path("m"), fps=None, complete=True, error=None)
+    assert m["duplicate_image_stamps"] == 1 and m["duplicate_label_stamps"] == 1
+    assert m["unscored_repeated_stamps"] == 1 and m["dropped"] == 0
+    assert "1 stamps repeated" in summary_line(m)
+    # Offline, a pair completed before the repeat stays scored; the repeat is not.
+    t = Tally(TWO)
+    t.add_image(7)
+    t.add_prediction(7, zeros, 1.0)
+    t.add_label(7, zeros)
+    t.add_image(7)
+    t.add_prediction(7, ones, 1.0)
+    t.add_label(7, zeros)
+    assert t.scored == 1 and t.cm.mat.tolist() == [[2, 0], [0, 0]]
+
+
+def test_pairs_let_go_from_the_pending_buffer_are_reported():
+    """Labels written far from their images (here all labels after all images): the first
+    predictions are let go unscored once more than PENDING_LIMIT wait, and that is counted."""
+    from seg_perception.evaluation.tally import PENDING_LIMIT
+
+    t = Tally(TWO)
+    n = PENDING_LIMIT + 10
+    for s in range(n):
+        t.add_image(s)
+        t.add_prediction(s, np.zeros((1, 2), np.uint8), 1.0)
+    for s in range(n):
+        t.add_label(s, np.zeros((1, 2), np.uint8))
+    assert t.scored == PENDING_LIMIT
+    m = build_metrics(t, mode="offline", bag=None, bag_path=Path("b"), backend="x",
+                      precision="fp32", model=Path("m"), fps=None, complete=True, error=None)
+    assert m["unscored_evicted"] == 10 and m["frames_scored"] == PENDING_LIMIT
+    assert m["dropped"] == 0 and m["images_without_label"] == 0
+    assert f"10 frames not scored: their label was more than {PENDING_LIMIT}" in summary_line(m)
+
+
+def test_masks_after_the_grace_are_late_and_their_frames_dropped():
+    t = Tally(TWO)
+    for s in (1, 2):
+        t.add_image(s)
+        t.published(s, float(s))
+    t.received(1, np.zeros((1, 2), np.uint8), 1.02)
+    t.stop_receiving()
+    t.received(2, np.zeros((1, 2), np.uint8), 9.0)
+    assert t.late_masks == 1 and t.counts()["dropped"] == 1 and t.latencies_ms == [
+        pytest.approx(20.0)]
 
 
 def test_metrics_absent_class_is_null_not_nan():

@@ -48,7 +48,7 @@ def run_offline(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally,
                         tally.bad_labels += 1
                     continue
                 if cfg.max_frames and tally.frames >= cfg.max_frames:
-                    continue
+                    break  # as live does: labels beyond the last image are not read
                 try:
                     rgb: np.ndarray | None = decode_message(msg)
                 except FrameError:

@@ -247,6 +247,7 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
             if proc.returncode is not None:
                 break
             time.sleep(0.02)
+        tally.stop_receiving()  # what comes while diagnostics are collected is too late
         # One more /diagnostics (period 1 s) so the node's own counters cover the whole replay.
         done_at = time.perf_counter()
         end = done_at + DIAGNOSTICS_WAIT_S
@@ -256,6 +257,7 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
         _record_node(state, diagnostics, tally)
         extra["published"] = published[0]
         extra["unexpected_masks"] = tally.unexpected_masks
+        extra["late_masks"] = tally.late_masks
         stop.set()
         spinner.join(2.0)
         extra["node_exit_code"] = proc.stop() if proc is not None else None

@@ -16,8 +16,8 @@ from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.evaluation.inputs import BagTopics
 
 PENDING_LIMIT = 256
-"""Unpaired predictions/labels kept waiting for their partner; older ones are let go (they are
-still counted, from the stamp sets, just not scored)."""
+"""Unpaired predictions/labels kept waiting for their partner; older ones are let go, counted
+in ``evicted`` (not scored, and said so in metrics.json and the summary line)."""
 
 
 @dataclass
@@ -53,6 +53,13 @@ class Tally:
         self.label_stamps: set[int] = set()
         self.predicted: set[int] = set()
         self.duplicate_images = 0
+        self.duplicate_labels = 0
+        # Stamps on more than one image or label: pairing by stamp cannot tell which mask goes
+        # with which label (or, live, which publish timed it), so none of them is scored.
+        self.ambiguous: set[int] = set()
+        self.evicted: set[int] = set()  # stamps let go from the pending buffers
+        self.accepting = True  # live: False once the grace after the replay is over
+        self.late_masks = 0
         self.latencies_ms: list[float] = []
         self.publish_time: dict[int, float] = {}
         self.first_publish: float | None = None
@@ -72,6 +79,7 @@ class Tally:
             self.frames += 1
             if stamp in self.image_stamps:
                 self.duplicate_images += 1
+                self._ambiguous(stamp)
             self.image_stamps.add(stamp)
         if i in self.overlay_indices and rgb_fn is not None:
             try:
@@ -85,25 +93,32 @@ class Tally:
 
     def add_label(self, stamp: int, ids: np.ndarray) -> None:
         with self.lock:
+            if stamp in self.label_stamps:
+                self.duplicate_labels += 1
+                self._ambiguous(stamp)
             self.label_stamps.add(stamp)
+            if stamp in self.ambiguous:
+                return
             pred = self._preds.pop(stamp, None)
             if pred is not None:
                 self._score(stamp, pred, ids)
             else:
                 self._labels[stamp] = np.array(ids)
-                _evict(self._labels)
+                self.evicted.update(_evict(self._labels))
 
     def add_prediction(self, stamp: int, ids: np.ndarray, latency_ms: float | None) -> None:
         with self.lock:
+            self.predicted.add(stamp)
+            if stamp in self.ambiguous:
+                return
             if latency_ms is not None:
                 self.latencies_ms.append(float(latency_ms))
-            self.predicted.add(stamp)
             lab = self._labels.pop(stamp, None)
             if lab is not None:
                 self._score(stamp, ids, lab)
             else:
                 self._preds[stamp] = np.array(ids)
-                _evict(self._preds)
+                self.evicted.update(_evict(self._preds))
             if stamp in self.overlays:
                 self.overlays[stamp].pred = np.array(ids)
 
@@ -113,9 +128,24 @@ class Tally:
             if self.first_publish is None:
                 self.first_publish = t
 
+    def _ambiguous(self, stamp: int) -> None:
+        """A repeated stamp: whatever waits under it is let go. A pair completed before the
+        repeat arrived stays scored (it was unambiguous then)."""
+        self.ambiguous.add(stamp)
+        self._labels.pop(stamp, None)
+        self._preds.pop(stamp, None)
+
+    def stop_receiving(self) -> None:
+        """Live: the grace after the replay is over; later masks count as dropped frames."""
+        with self.lock:
+            self.accepting = False
+
     def received(self, stamp: int, ids: np.ndarray, t: float) -> None:
         """A mask from the node: latency from our publish of the same stamp."""
         with self.lock:
+            if not self.accepting:
+                self.late_masks += 1
+                return
             sent = self.publish_time.get(stamp)
             if sent is None or stamp in self.predicted:
                 self.unexpected_masks += 1
@@ -150,23 +180,30 @@ class Tally:
                 "labels_without_image": len(self.label_stamps - self.image_stamps),
                 "images_without_label": len(self.image_stamps - self.label_stamps),
                 "dropped": len(self.image_stamps - self.predicted),
+                # frames with both an image and a label whose pair was let go unscored
+                "evicted": len(self.evicted & self.image_stamps & self.label_stamps
+                               & self.predicted),
             }
 
 
-def _evict(d: dict[int, np.ndarray]) -> None:
+def _evict(d: dict[int, np.ndarray]) -> list[int]:
+    gone = []
     while len(d) > PENDING_LIMIT:
-        d.pop(min(d))
+        gone.append(min(d))
+        d.pop(gone[-1])
+    return gone
 
 
 def percentile_summary(values: list[float]) -> dict[str, float | None]:
-    """p50/p95/p99/max/mean in ms; None for no samples (JSON null, not NaN)."""
+    """p50/p95/p99/max/mean in ms and ``n``, the samples they rest on (p99 of 100 is the
+    largest two interpolated); None for no samples (JSON null, not NaN)."""
     if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None, "n": 0}
     a = np.asarray(values, np.float64)
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3),
             "p99": round(float(p99), 3), "max": round(float(a.max()), 3),
-            "mean": round(float(a.mean()), 3)}
+            "mean": round(float(a.mean()), 3), "n": len(a)}
 
 
 def _num(v: float) -> float | None:
@@ -203,6 +240,9 @@ def build_metrics(t: Tally, *, mode: str, bag: BagTopics | None, bag_path: Path,
         "bad_labels": t.bad_labels,
         "size_mismatch": t.size_mismatch,
         "duplicate_image_stamps": t.duplicate_images,
+        "duplicate_label_stamps": t.duplicate_labels,
+        "unscored_repeated_stamps": len(t.ambiguous),
+        "unscored_evicted": counts["evicted"],
         "scored_pixels": t.cm.scored_pixels,
         "class_names": list(t.classes.names),
         "confusion_matrix": t.cm.mat.tolist(),
@@ -223,6 +263,12 @@ def summary_line(m: dict) -> str:
          f" ms, {f(m['fps'], '.1f')} fps ({m['backend']} {m['precision']})")
     if m["labels_without_image"]:
         s += f"; {m['labels_without_image']} labels had no matching image"
+    if m.get("unscored_repeated_stamps"):
+        s += (f"; {m['unscored_repeated_stamps']} stamps repeated on images or labels: their "
+              "frames are not scored")
+    if m.get("unscored_evicted"):
+        s += (f"; {m['unscored_evicted']} frames not scored: their label was more than "
+              f"{PENDING_LIMIT} messages from their image")
     if not m["complete"]:
         s += f"; INCOMPLETE: {m['error']}"
     return s
