@@ -134,6 +134,7 @@ def test_all_outputs_match_offline_pipeline(tiny_onnx, rng):
         assert wait_for(lambda: after_all() is not None, 5)
         values = after_all()
         assert values["backend"] == "onnxruntime" and values["precision"] == "fp32"
+        assert rec.msgs["/diagnostics"][-1][1].status[0].hardware_id == "/camera/image_raw"
 
 
 def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):

@@ -597,7 +597,8 @@ class SegmentationNode(Node):
                     grid=self._grid_note, output_resolution=self.cfg.output_resolution)
         status = DiagnosticStatus(
             level=bytes([int(level)]), name=f"{self.get_fully_qualified_name()}: segmentation",
-            message=message, hardware_id=b.name,
+            # the camera this node serves, so each camera's node is told apart by its device
+            message=message, hardware_id=self._sub.topic_name,
             values=[KeyValue(key=k, value=v) for k, v in kv.items()])
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
