@@ -120,11 +120,9 @@ class GridSpec:
         for name, (lo, hi) in (("grid_x_range", self.x_range), ("grid_y_range", self.y_range)):
             if not hi > lo:
                 raise ValueError(f"{name} must be [min, max] with max > min, got [{lo}, {hi}]")
-        # Float cell counts first: a finite range over a tiny resolution can overflow to inf,
-        # which int() cannot take.
+        # A finite range over a tiny resolution can overflow to inf, which int() cannot take.
         cx, cy = ((hi - lo) / self.resolution for lo, hi in (self.x_range, self.y_range))
-        if not (np.isfinite(cx) and np.isfinite(cy) and cx * cy <= 4_000_000
-                and self.cols * self.rows <= 4_000_000):
+        if not (np.isfinite(cx) and np.isfinite(cy) and self.cols * self.rows <= 4_000_000):
             raise ValueError(f"grid of {cx:.4g}x{cy:.4g} cells is too large; "
                              "raise grid_resolution or narrow the ranges")
 
