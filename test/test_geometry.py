@@ -16,7 +16,9 @@ from seg_perception.core.geometry import (
     GroundGrid,
     Intrinsics,
     ground_points,
+    project_ground,
     rotation_rpy,
+    visible_radius,
 )
 from seg_perception.core.masks import group_lut
 
@@ -119,6 +121,10 @@ def test_bad_geometry_is_refused():
         GridSpec(0.001, (0, 3000), (-10, 10))  # 3 M x 20 k cells: finite, still too many
     with pytest.raises(ValueError, match="camera_pose"):
         ground_points(intr(), [0, 0, 1])
+    # A camera at or below the ground (a sign slip) mapped cells to pixels above the horizon.
+    for z in (0.0, -1.5, float("nan")):
+        with pytest.raises(ValueError, match="camera_pose"):
+            GroundGrid(intr(), [0, 0, z, 0, 0.1, 0], GridSpec(0.5, (0, 30), (-10, 10)))
     with pytest.raises(ValueError, match="focal"):
         Intrinsics.from_fields([0] * 9, [], [], W, H)
     grid = GroundGrid(intr(), POSE, GridSpec(0.5, (0, 30), (-10, 10)))
@@ -155,3 +161,53 @@ def test_camera_info_of_another_aspect_ratio_is_refused():
     check_aspect((640, 480), (643, 481))  # rounding in a driver's binning
     with pytest.raises(ValueError, match="camera_info is for 640x480 but frames are 1280x720"):
         check_aspect((640, 480), (1280, 720))
+
+
+BARREL = [-0.2, 0.0, 0.0, 0.0, 0.0]  # r_d = r (1 - 0.2 r^2) turns back at r = 1.29 (52 deg)
+
+
+def test_cells_the_lens_cannot_see_stay_unknown():
+    """Past r = 1.65 (59 degrees off-axis) the polynomial's r_d falls back inside the image's
+    corners: such cells projected into the image (256 marked free on an all-road frame)."""
+    cam = Intrinsics.from_fields(K, [], BARREL, W, H, "plumb_bob")
+    pose = [0.0, 0.0, 1.3, 0.0, 0.0, 0.0]
+    spec = GridSpec(0.25, (0.0, 30.0), (-10.0, 10.0))
+    g = GroundGrid(cam, pose, spec).render(np.full((H, W), ROAD, np.uint8), group_lut([ROAD]),
+                                           group_lut([CAR]))
+    # What the image sees, pixel by pixel, bounds the free cells: each lies within a cell of a
+    # ground point some pixel sees.
+    pts = ground_points(cam, pose).reshape(-1, 2)
+    pts = pts[np.isfinite(pts[:, 0])]
+    bearing = np.degrees(np.arctan2(np.abs(pts[:, 1]), pts[:, 0])).max()
+    free = np.argwhere(g == FREE)
+    assert len(free) > 1000
+    xs = spec.x_range[0] + (free[:, 1] + 0.5) * spec.resolution
+    ys = spec.y_range[0] + (free[:, 0] + 0.5) * spec.resolution
+    assert np.degrees(np.arctan2(np.abs(ys), xs)).max() <= bearing + 1.0
+    # (1.3, 1.7) lies 60 degrees off-axis (r = 1.7): the lens model sent it to pixel (10, 352).
+    assert g[cell_of(spec, 1.3, 1.7)] == UNKNOWN
+    assert np.isnan(project_ground(cam, pose, np.array([[1.275, 1.733]]))).all()
+    # Inside the view the projection is untouched: a pixel's own ground point comes back to it.
+    back = project_ground(cam, pose, ground_points(cam, pose)[300, 100][None])
+    assert np.allclose(back, [[100, 300]], atol=0.1)
+
+
+def test_a_distortion_that_folds_inside_the_image_is_no_calibration():
+    assert visible_radius(intr()) == np.inf
+    r = visible_radius(Intrinsics.from_fields(K, [], BARREL, W, H, "plumb_bob"))
+    assert 0.85 < r < 0.95  # the corners: r_d = 0.75 is r = 0.895
+    folded = Intrinsics.from_fields(K, [], [-2.0, 0.0, 0.0, 0.0, 0.0], W, H, "plumb_bob")
+    with pytest.raises(ValueError, match="folds back inside the image"):
+        GroundGrid(folded, POSE, GridSpec(0.5, (0, 30), (-10, 10)))
+
+
+def test_a_rectified_image_uses_p_and_no_distortion():
+    """image_rect's camera_info still carries the raw lens: undoing D again moved a pixel's
+    ground point from 4.32 m to 3.76 m."""
+    p = [420.0, 0, 241.0, 0, 0, 420.0, 178.0, 0, 0, 0, 1, 0]
+    raw = Intrinsics.from_fields(K, p, [-0.3, 0.1, 0, 0, 0], W, H, "plumb_bob")
+    rect = raw.rectified()
+    assert rect.d.size == 0 and np.array_equal(rect.k, np.reshape(p, (3, 4))[:, :3])
+    pinhole = Intrinsics.from_fields(p[:3] + p[4:7] + p[8:11], [], [], W, H)
+    assert np.allclose(ground_points(rect, POSE), ground_points(pinhole, POSE), equal_nan=True)
+    assert not np.allclose(ground_points(raw, POSE), ground_points(rect, POSE), equal_nan=True)

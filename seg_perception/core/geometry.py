@@ -62,8 +62,13 @@ class Intrinsics:
 
     @classmethod
     def from_fields(cls, k: Sequence[float], p: Sequence[float], d: Sequence[float],
-                    width: int, height: int, distortion_model: str = "") -> Intrinsics:
-        """camera_info's fields, checked: a message OpenCV would choke on is a ValueError."""
+                    width: int, height: int, distortion_model: str = "",
+                    undistort: bool = True) -> Intrinsics:
+        """camera_info's fields, checked: a message OpenCV would choke on is a ValueError.
+
+        ``undistort=False`` leaves D out (only checked finite): for scaling K and P, and for a
+        rectified image, whose lens (a fisheye too) is undone already.
+        """
         if len(k) != 9 or len(p) not in (0, 12):
             raise ValueError(f"camera_info needs K with 9 and P with 12 values, got {len(k)} "
                              f"and {len(p)}")
@@ -77,8 +82,9 @@ class Intrinsics:
                 raise ValueError(f"camera_info {name} has non-finite values: {a.ravel().tolist()}")
         if not (km[0, 0] > 0 and km[1, 1] > 0):
             raise ValueError(f"camera_info K has no focal length: fx={km[0, 0]}, fy={km[1, 1]}")
-        check_distortion(distortion_model, dv)
-        if not dv.any():  # all zeros, whatever the model: a pinhole camera
+        if undistort:
+            check_distortion(distortion_model, dv)
+        if not undistort or not dv.any():  # all zeros, whatever the model: a pinhole camera
             dv = np.zeros(0)
         if not pm.any():  # an unrectified camera may leave P empty: K without translation
             pm = np.hstack([km, np.zeros((3, 1))])
@@ -96,6 +102,55 @@ class Intrinsics:
         p[0, 2] = (self.p[0, 2] + 0.5) * sx - 0.5
         p[1, 2] = (self.p[1, 2] + 0.5) * sy - 0.5
         return Intrinsics(k, p, self.d.copy(), int(width), int(height))
+
+    def cropped(self, x: int, y: int, width: int, height: int) -> Intrinsics:
+        """The camera of a region of interest (camera_info's ``roi``, in full-size pixels)."""
+        if not (0 <= x and 0 <= y and 0 < width and 0 < height and x + width <= self.width
+                and y + height <= self.height):
+            raise ValueError(f"camera_info roi {width}x{height} at ({x}, {y}) is not inside "
+                             f"the {self.width}x{self.height} image")
+        k, p = self.k.copy(), self.p.copy()
+        k[0, 2] -= x
+        k[1, 2] -= y
+        p[0, 2] -= x
+        p[1, 2] -= y
+        return Intrinsics(k, p, self.d.copy(), int(width), int(height))
+
+    def rectified(self) -> Intrinsics:
+        """The camera of a rectified image (``image_rect``): camera_info's K and D describe the
+        raw image, P's left 3x3 the rectified one, with no distortion left to undo."""
+        return Intrinsics(self.p[:, :3].copy(), self.p.copy(), np.zeros(0), self.width,
+                          self.height)
+
+
+def visible_radius(intr: Intrinsics) -> float:
+    """The largest undistorted radius (tan of the angle off the optical axis) the image sees.
+
+    Beyond some radius a polynomial lens model folds back: a point far off-axis projects into
+    the image although the lens cannot see it. Rays past the image border's radius are not
+    seen; a model that already folds inside the border is no calibration (ValueError).
+    """
+    w, h = intr.width, intr.height
+    if not intr.d.size:
+        return np.inf
+    us, vs = np.linspace(-0.5, w - 0.5, 64), np.linspace(-0.5, h - 0.5, 64)
+    edge = np.concatenate([np.column_stack([us, np.full(64, -0.5)]),
+                           np.column_stack([us, np.full(64, h - 0.5)]),
+                           np.column_stack([np.full(64, -0.5), vs]),
+                           np.column_stack([np.full(64, w - 0.5), vs])])
+    norm = cv2.undistortPoints(edge.reshape(-1, 1, 2), intr.k, intr.d).reshape(-1, 2)
+    r_max = float(np.hypot(norm[:, 0], norm[:, 1]).max())
+    # Radial model only (the tangential terms are orders smaller): r_d(r) must grow up to r_max.
+    d = np.zeros(14)
+    d[:intr.d.size] = intr.d
+    k1, k2, _p1, _p2, k3, k4, k5, k6 = d[:8]
+    r = np.linspace(0.0, r_max * 1.02, 512)
+    r2 = r * r
+    rd = r * (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    if not (np.isfinite(r_max) and np.isfinite(rd).all() and (np.diff(rd) > 0).all()):
+        raise ValueError(f"camera_info D {intr.d.tolist()} folds back inside the image: not a "
+                         "calibration of this lens")
+    return r_max * 1.001  # undistortPoints' iteration is good to about 1e-3 at the corners
 
 
 def rotation_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -135,10 +190,20 @@ class GridSpec:
         return int(np.ceil((self.y_range[1] - self.y_range[0]) / self.resolution - 1e-9))
 
 
+def check_pose(pose: Sequence[float]) -> None:
+    """ValueError for a pose this flat-ground geometry cannot use: not six finite numbers, or
+    a camera at or below the ground (z <= 0, most often a sign slip)."""
+    if len(pose) != 6 or not np.isfinite(np.asarray(pose, np.float64)).all():
+        raise ValueError(f"camera_pose must be six finite numbers [x, y, z, roll, pitch, yaw], "
+                         f"got {list(pose)}")
+    if not float(pose[2]) > 0:
+        raise ValueError(f"camera_pose z is {float(pose[2])} m: the camera must be above the "
+                         "ground (z = 0 in grid_frame)")
+
+
 def ground_points(intr: Intrinsics, pose: Sequence[float]) -> np.ndarray:
     """(H, W, 2) ground-plane x, y for every pixel centre; NaN where the ray misses the ground."""
-    if len(pose) != 6:
-        raise ValueError(f"camera_pose must be [x, y, z, roll, pitch, yaw], got {list(pose)}")
+    check_pose(pose)
     x, y, z, roll, pitch, yaw = (float(v) for v in pose)
     h, w = intr.height, intr.width
     u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
@@ -148,23 +213,26 @@ def ground_points(intr: Intrinsics, pose: Sequence[float]) -> np.ndarray:
     d = rays @ (rotation_rpy(roll, pitch, yaw) @ OPTICAL_TO_BODY).T
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(d[:, 2] < -1e-9, -z / d[:, 2], np.nan)
-    if z <= 0:
-        t[:] = np.nan  # a camera at or below the ground sees no ground plane
     pts = np.column_stack([x + t * d[:, 0], y + t * d[:, 1]])
     return pts.reshape(h, w, 2)
 
 
 def project_ground(intr: Intrinsics, pose: Sequence[float], xy: np.ndarray) -> np.ndarray:
-    """(N, 2) pixel coordinates of ground points (x, y, 0); NaN behind the camera."""
+    """(N, 2) pixel coordinates of ground points (x, y, 0); NaN behind the camera or outside
+    what the lens sees (``visible_radius``)."""
+    check_pose(pose)
     x, y, z, roll, pitch, yaw = (float(v) for v in pose)
     r_cw = (rotation_rpy(roll, pitch, yaw) @ OPTICAL_TO_BODY).T  # grid -> optical
     t = -r_cw @ np.array([x, y, z])
     pts = np.column_stack([xy, np.zeros(len(xy))])
-    cam_z = pts @ r_cw[2] + t[2]
+    cam = pts @ r_cw.T + t
     rvec, _ = cv2.Rodrigues(r_cw)
     px, _ = cv2.projectPoints(pts, rvec, t, intr.k, intr.d if intr.d.size else None)
     px = px.reshape(-1, 2)
-    px[cam_z <= 1e-6] = np.nan
+    ahead = cam[:, 2] > 1e-6
+    with np.errstate(divide="ignore", invalid="ignore"):
+        radius = np.hypot(cam[:, 0], cam[:, 1]) / cam[:, 2]
+    px[~ahead | ~(radius <= visible_radius(intr))] = np.nan
     return px
 
 

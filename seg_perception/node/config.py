@@ -13,7 +13,7 @@ from typing import cast
 
 from seg_perception.core.classes import ClassSet
 from seg_perception.core.errors import ConfigError
-from seg_perception.core.geometry import GridSpec
+from seg_perception.core.geometry import GridSpec, check_pose
 from seg_perception.node.params import BY_NAME, OUTPUTS, PARAMETERS, Value
 
 
@@ -44,6 +44,7 @@ class NodeConfig:
     output_resolution: str
     publish_mask_compressed: bool
     publish_grid: bool
+    image_rectified: bool
     grid_frame: str
     camera_pose: tuple[float, ...]
     grid_resolution: float
@@ -93,9 +94,11 @@ def validate(p: dict[str, object], classes: ClassSet) -> NodeConfig:
     if " " in info_topic:
         raise ConfigError("camera_info_topic", f"not a valid topic name: {info_topic!r}")
     pose = tuple(_floats(v, "camera_pose"))
-    if len(pose) != 6:
-        raise ConfigError("camera_pose", f"must be [x, y, z, roll, pitch, yaw] (m, rad) of the "
-                          f"camera in grid_frame; got {list(pose)}")
+    try:
+        check_pose(pose)
+    except ValueError as exc:
+        raise ConfigError("camera_pose", f"{exc} (m, rad, the camera body in grid_frame)") \
+            from exc
     grid_frame = str(v["grid_frame"])
     if not grid_frame:
         raise ConfigError("grid_frame", "must name a frame, e.g. base_link")
@@ -131,6 +134,7 @@ def validate(p: dict[str, object], classes: ClassSet) -> NodeConfig:
         output_resolution=str(v["output_resolution"]),
         publish_mask_compressed=bool(v["publish_mask_compressed"]),
         publish_grid=bool(v["publish_grid"]),
+        image_rectified=bool(v["image_rectified"]),
         grid_frame=grid_frame,
         camera_pose=pose,
         grid_resolution=grid.resolution,
