@@ -22,9 +22,11 @@ def raw(img: np.ndarray) -> tuple[int, int, int, bytes]:
     return h, w, w * c, np.ascontiguousarray(img).tobytes()
 
 
-@pytest.mark.parametrize("enc", ["rgb8", "bgr8", "rgba8", "bgra8"])
+@pytest.mark.parametrize("enc", ["rgb8", "bgr8", "rgba8", "bgra8", "8UC3"])
 def test_colour_encodings_decode_to_identical_rgb(rgb, enc):
-    conv = {"rgb8": rgb, "bgr8": rgb[..., ::-1],
+    """8UC3 is what cv_bridge.cv2_to_imgmsg sends for an OpenCV (BGR) image by default; read as
+    RGB, red and blue swapped silently."""
+    conv = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "8UC3": rgb[..., ::-1],
             "rgba8": np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)]),
             "bgra8": np.dstack([rgb[..., ::-1], np.zeros(rgb.shape[:2], np.uint8)])}[enc]
     np.testing.assert_array_equal(decode_raw(enc, *raw(conv)), rgb)

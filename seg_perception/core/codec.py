@@ -86,9 +86,9 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: object,
     if enc in _BAYER:
         return cv2.cvtColor(np.ascontiguousarray(img), _BAYER[enc])
     img = img.reshape(height, width, bpp)
-    if enc in ("rgb8", "8uc3"):
+    if enc == "rgb8":
         return img if step == row else np.ascontiguousarray(img)
-    if enc == "bgr8":
+    if enc in ("bgr8", "8uc3"):  # 8UC3 names no order: cv_bridge's passthrough of OpenCV BGR
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if enc == "rgba8":
         return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)

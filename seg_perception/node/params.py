@@ -148,6 +148,8 @@ PARAMETERS: tuple[Param, ...] = (
        "(lossless PNG of the mask)"),
     _p("publish_grid", "bool", False, "publish `segmentation/grid` (nav_msgs/OccupancyGrid on a "
        "flat ground); needs camera_info"),
+    _p("image_rectified", "bool", False, "frames are already rectified (an `image_rect` "
+       "topic): the grid uses camera_info's P and no distortion; false: K and D of the raw image"),
     _p("grid_frame", "str", "base_link", "frame of the grid and of `camera_pose` (REP-103: x "
        "forward, y left, z up, ground at z = 0)"),
     _p("camera_pose", "float[]", [0.0, 0.0, 1.5, 0.0, 0.0, 0.0], "`[x, y, z, roll, pitch, yaw]` "
