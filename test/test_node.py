@@ -148,6 +148,34 @@ def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):
         assert calls == [["drivable"]]
 
 
+def test_frames_nobody_reads_are_checked_not_inferred(tiny_onnx, rng):
+    """With no reader on any output the backend stays idle (a Jetson's GPU, a laptop's cores):
+    frames are still decoded, so a bad one is counted; diagnostics say idle, not stalled; the
+    first reader brings inference back."""
+    with served(tiny_onnx, {"/diagnostics": DiagnosticArray}, qos_reliability="reliable",
+                diagnostics_period=0.2) as (node, pub, rec):
+        runs: list[int] = []
+        original = node.segmenter.run
+        node.segmenter.run = lambda *a: (runs.append(1), original(*a))[1]  # type: ignore
+        for n in range(1, 4):
+            pub.publish(image_msg(frame(rng), "rgb8", n))
+            assert wait_for(lambda n=n: node.stats.totals["unsubscribed"] == n, 10)
+        assert wait_for(lambda: any(s.message.startswith("idle: no output has a subscriber")
+                                    for _, m in rec.msgs["/diagnostics"] for s in m.status), 5)
+        bad = image_msg(frame(rng), "rgb8", 4)
+        bad.step += 1  # the data no longer matches step * height
+        pub.publish(bad)
+        assert wait_for(lambda: node.stats.totals["bad"] == 1, 10)
+        assert runs == [] and node.stats.totals["published"] == 0
+        assert not any("publishing nothing" in s.message
+                       for _, m in rec.msgs["/diagnostics"] for s in m.status)
+        masks = Recorder(node, {"/segmentation/mask": Image})
+        assert wait_for(lambda: node._pubs["mask"].get_subscription_count() > 0, 10)
+        pub.publish(image_msg(frame(rng), "rgb8", 5))
+        assert wait_for(lambda: masks.count("/segmentation/mask") == 1, 10)
+        assert runs == [1] and node.stats.totals["published"] == 1
+
+
 def test_burst_leaves_no_backlog(tiny_onnx, rng):
     """Frames arriving while the backend is busy replace each other: once it is free, the node
     serves the newest one and drops the rest; nothing queues. The backend is held by a gate,
@@ -362,6 +390,7 @@ def test_signal_stops_the_node_cleanly(tiny_onnx, rng, sig):
     ("overlay_alpha", "2.0"),
     ("output_resolution", "half"),
     ("camera_pose", "[0.0, 1.0]"),
+    ("camera_pose", "[0.0, 0.0, -1.5, 0.0, 0.1, 0.0]"),  # below the ground: a sign slip
     ("grid_x_range", "[10.0, 0.0]"),
     ("grid_resolution", "0.0"),
 ])
@@ -582,6 +611,14 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
         assert (ci.width, ci.height) == (320, 240) and ci.k[0] == pytest.approx(256.0)
         grid = rec.msgs["/segmentation/grid"][-1][1]
         assert grid.header.frame_id == "base_link" and stamp_ns(grid) == 2
+        # A map reader joining late (Nav2's static layer, RViz) subscribes transient-local: it
+        # matches and gets the last grid at once, without waiting for a frame.
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+
+        late = Recorder(node, {"/segmentation/grid": OccupancyGrid},
+                        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        assert wait_for(lambda: late.count("/segmentation/grid") == 1, 10)
+        assert stamp_ns(late.msgs["/segmentation/grid"][0][1]) == 2
         assert (grid.info.width, grid.info.height, grid.info.resolution) == (40, 20, 0.5)
         assert grid.info.origin.position.x == 0.0 and grid.info.origin.position.y == -5.0
         cells = np.array(grid.data, np.int8)
@@ -626,7 +663,7 @@ def test_a_calibration_changing_every_frame_holds_the_grid_not_the_masks(tiny_on
 
 
 @contextmanager
-def grid_served(model):
+def grid_served(model, **params):
     """A node with the grid on, recording mask, camera_info and grid, and a camera_info
     publisher."""
     from nav_msgs.msg import OccupancyGrid
@@ -635,14 +672,15 @@ def grid_served(model):
     topics = {"/segmentation/mask": Image, "/segmentation/camera_info": CameraInfo,
               "/segmentation/grid": OccupancyGrid}
     with served(model, topics, qos_reliability="reliable", qos_depth=10, publish_grid=True,
-                camera_pose=[0.0, 0.0, 1.5, 0.0, 0.2, 0.0]) as (node, pub, rec):
+                camera_pose=[0.0, 0.0, 1.5, 0.0, 0.2, 0.0], **params) as (node, pub, rec):
         yield node, pub, rec, node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
 
 
 def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
     """A distortion OpenCV refuses, then another camera's aspect ratio: masks keep flowing,
-    no grid or camera_info goes out, each bad message is counted (not each frame) and
-    diagnostics say why; a good camera_info brings the grid back."""
+    no grid goes out (nor camera_info for the wrong aspect; K and P scale without D), each bad
+    message is counted (not each frame) and diagnostics say why; a good camera_info brings the
+    grid back."""
     with grid_served(tiny_onnx) as (node, pub, rec, info_pub):
         f = frame(rng, 240, 320)
         bad_d = _camera_info(320, 240)
@@ -660,7 +698,7 @@ def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
                 assert wait_for(lambda n=n: rec.count("/segmentation/mask") == n, 10)
             assert why in node._grid_note
         assert rec.count("/segmentation/grid") == 0
-        assert rec.count("/segmentation/camera_info") == 0
+        assert rec.count("/segmentation/camera_info") == 3  # bad_d's frames only
         assert node.stats.totals["bad_camera_info"] == 2
         assert node.stats.totals["errors"] == 0
         info_pub.publish(_camera_info(320, 240))
@@ -668,7 +706,7 @@ def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
                         5)
         pub.publish(image_msg(f, "rgb8", n + 1))
         assert wait_for(lambda: rec.count("/segmentation/grid") == 1
-                        and rec.count("/segmentation/camera_info") == 1, 10)
+                        and rec.count("/segmentation/camera_info") == 4, 10)
         assert node._grid_note.startswith("ok")
         # Calibrations that alternate are built once each and then looked up.
         good = node._grid
@@ -680,6 +718,80 @@ def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
         assert node._grid is good and rec.count("/segmentation/grid") == 2
         # Counted each time the camera_info in use turns bad: the first bad one came back.
         assert node.stats.totals["bad_camera_info"] == 3 and len(node._grids) == 3
+
+
+def _grid_of(node, f: np.ndarray, intr) -> np.ndarray:
+    """The grid the functional core makes of frame ``f`` with these intrinsics (full size)."""
+    from seg_perception.core.geometry import GridSpec, GroundGrid
+
+    small = node.segmenter.infer_small(f)
+    h, w = small.shape
+    ref = GroundGrid(intr.scaled(w, h), [0.0, 0.0, 1.5, 0.0, 0.2, 0.0],
+                     GridSpec(0.1, (0.0, 30.0), (-10.0, 10.0)))
+    return ref.render(small, node._renderer.luts["drivable"], node._renderer.luts["obstacles"])
+
+
+def test_a_rectified_fisheye_stream_gets_its_grid_from_p(tiny_onnx, rng):
+    """image_rect's camera_info still describes the raw lens (here a fisheye, which this
+    geometry cannot undo): with image_rectified the grid is P's pinhole camera, and
+    camera_info goes out scaled, D as sent. Without it the same stream has no grid."""
+    from seg_perception.core.geometry import Intrinsics
+
+    fish = _camera_info(320, 240)
+    fish.distortion_model = "equidistant"
+    fish.d = [0.1, 0.01, 0.0, 0.0]
+    fish.p = [200.0, 0.0, 161.0, 0.0, 0.0, 200.0, 118.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    f = frame(rng, 240, 320)
+    for rectified in (False, True):
+        with grid_served(tiny_onnx, image_rectified=rectified) as (node, pub, rec, info_pub):
+            info_pub.publish(fish)
+            assert wait_for(lambda: node._camera_info is not None, 5)
+            pub.publish(image_msg(f, "rgb8", 1))
+            assert wait_for(lambda: rec.count("/segmentation/camera_info") == 1, 10)
+            ci = rec.msgs["/segmentation/camera_info"][-1][1]
+            assert list(ci.d) == list(fish.d) and list(ci.k) == list(fish.k)
+            if not rectified:
+                assert rec.count("/segmentation/grid") == 0 and "equidistant" in node._grid_note
+                assert node.stats.totals["bad_camera_info"] == 1
+                continue
+            assert wait_for(lambda: rec.count("/segmentation/grid") == 1, 10)
+            pinhole = Intrinsics.from_fields([200.0, 0, 161.0, 0, 200.0, 118.0, 0, 0, 1], [],
+                                             [], 320, 240)
+            cells = np.array(rec.msgs["/segmentation/grid"][-1][1].data, np.int8)
+            np.testing.assert_array_equal(cells.reshape(200, 300), _grid_of(node, f, pinhole))
+            assert node.stats.totals["bad_camera_info"] == 0
+
+
+def test_a_region_of_interest_is_the_camera_of_that_region(tiny_onnx, rng):
+    """K refers to the full sensor; a roi frame is a window of it (not the full image scaled
+    down, which the aspect check let through for a centred 16:9 window of a 16:9 sensor)."""
+    from seg_perception.core.geometry import Intrinsics
+
+    full = _camera_info(640, 480)
+    full.roi.x_offset, full.roi.y_offset, full.roi.width, full.roi.height = 160, 120, 320, 240
+    f = frame(rng, 240, 320)
+    with grid_served(tiny_onnx) as (node, pub, rec, info_pub):
+        info_pub.publish(full)
+        assert wait_for(lambda: node._camera_info is not None, 5)
+        pub.publish(image_msg(f, "rgb8", 1))
+        assert wait_for(lambda: rec.count("/segmentation/grid") == 1
+                        and rec.count("/segmentation/camera_info") == 1, 10)
+        ci = rec.msgs["/segmentation/camera_info"][-1][1]
+        # Same focal length (no scaling), principal point moved by the offsets.
+        assert (ci.width, ci.height) == (320, 240)
+        assert ci.k[0] == pytest.approx(full.k[0]) and ci.k[2] == pytest.approx(full.k[2] - 160)
+        assert ci.p[6] == pytest.approx(full.p[6] - 120) and ci.roi.width == 0
+        window = Intrinsics.from_fields(full.k, full.p, [], 640, 480).cropped(160, 120, 320, 240)
+        cells = np.array(rec.msgs["/segmentation/grid"][-1][1].data, np.int8)
+        np.testing.assert_array_equal(cells.reshape(200, 300), _grid_of(node, f, window))
+        outside = _camera_info(640, 480)
+        outside.roi.x_offset, outside.roi.width, outside.roi.height = 400, 320, 240
+        info_pub.publish(outside)
+        assert wait_for(lambda: node._camera_info.roi.x_offset == 400, 5)
+        pub.publish(image_msg(f, "rgb8", 2))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == 2, 10)
+        assert "not inside the 640x480 image" in node._grid_note
+        assert rec.count("/segmentation/grid") == 1 and node.stats.totals["bad_camera_info"] == 1
 
 
 def test_a_nan_camera_info_counts_once_and_its_correction_brings_the_grid_back(tiny_onnx, rng):

@@ -70,6 +70,18 @@ def test_a_backend_error_is_counted_and_the_next_frame_is_served():
     assert stats.totals["errors"] == 1 and stats.totals["published"] == 1
 
 
+def test_a_frame_nobody_reads_is_decoded_not_inferred():
+    calls: list[str] = []
+    r = serve_frame(0.0, 0.5, lambda: calls.append("decode") or RGB,
+                    lambda rgb: calls.append("process") and None, lambda: False)
+    assert r.outcome is Outcome.UNSUBSCRIBED and calls == ["decode", "process"]
+    stats = NodeStats()
+    stats.count("received")
+    stats.count(r.outcome.value)
+    w = stats.roll()
+    assert w.unsubscribed == 1 and w.stalled_windows == 0 and w.output_fps == 0
+
+
 def test_an_error_while_closing_is_not_counted_as_one():
     def process(rgb: np.ndarray) -> float:
         raise RuntimeError("context is invalid")
@@ -97,6 +109,11 @@ def test_an_error_while_closing_is_not_counted_as_one():
     ({"lost": 2}, None, Level.WARN, "0 bad, 2 lost and 0 never-seen frames"),
     ({"never_seen": 4}, None, Level.WARN, "0 bad, 0 lost and 4 never-seen frames"),
     ({"errors": 1, "dropped": 30, "bad": 2}, None, Level.ERROR, "1 inference errors"),
+    # Nobody reads an output: frames are decoded (checked), not inferred; not a stall.
+    ({"output_fps": 0.0, "unsubscribed": 30}, None, Level.OK,
+     "idle: no output has a subscriber (30 frames decoded, not inferred)"),
+    ({"output_fps": 0.0, "unsubscribed": 29, "bad": 1}, None, Level.WARN,
+     "1 bad, 0 lost and 0 never-seen frames"),
 ])
 def test_every_level_and_message(kw, restarted, level, message):
     assert health(window(**kw), 100.0, restarted) == (level, message)

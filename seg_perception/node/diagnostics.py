@@ -30,7 +30,7 @@ def health(r: WindowReport, warn_latency_ms: float, restarted: str | None = None
         return Level.ERROR, restarted
     if r.errors:
         return Level.ERROR, f"{r.errors} inference errors"
-    if r.input_fps > 0 and r.output_fps == 0:
+    if r.input_fps > 0 and r.output_fps == 0 and r.stalled_windows:
         if r.stalled_windows <= 1 and not r.totals.get("published"):
             # A stream's first frames are still in inference when its first window closes.
             return Level.OK, "starting: first frames in inference"
@@ -41,6 +41,9 @@ def health(r: WindowReport, warn_latency_ms: float, restarted: str | None = None
         return Level.WARN, f"p95 latency {r.latency_p95_ms:.0f} ms"
     if r.bad or r.lost or r.never_seen:
         return Level.WARN, f"{r.bad} bad, {r.lost} lost and {r.never_seen} never-seen frames"
+    if r.output_fps == 0 and r.unsubscribed:
+        return Level.OK, (f"idle: no output has a subscriber ({r.unsubscribed} frames decoded, "
+                          "not inferred)")
     if r.input_fps == 0:
         return Level.OK, "waiting for images"
     return Level.OK, "ok"
@@ -57,7 +60,7 @@ def values(r: WindowReport, *, backend: str, precision: str, model: str, grid: s
         "backend_p50_ms": f"{r.backend_p50_ms:.2f}",
         "node_overhead_p50_ms": f"{r.overhead_p50_ms:.2f}",
         "dropped": str(r.dropped), "bad_frames": str(r.bad), "lost": str(r.lost),
-        "never_seen": str(r.never_seen),
+        "never_seen": str(r.never_seen), "unsubscribed": str(r.unsubscribed),
         "errors": str(r.errors), "grid": grid,
         "output_resolution": output_resolution,
         **{f"total_{k}": str(v) for k, v in r.totals.items()},

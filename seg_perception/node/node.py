@@ -43,6 +43,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
+    DurabilityPolicy,
     HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
@@ -102,14 +103,17 @@ _ROS_TYPES = {
 }
 
 
-def info_content(ci: CameraInfo) -> tuple[bytes, bytes, bytes, str, int, int]:
+def info_content(ci: CameraInfo) -> tuple[bytes, bytes, bytes, str, int, int,
+                                         tuple[int, int, int, int]]:
     """What of a camera_info the outputs depend on, as a key. By bytes, so a NaN equals itself:
     a driver repeating a bad calibration is one bad calibration, checked and counted once."""
     def raw(v: Any) -> bytes:  # noqa: ANN401 - a message's float sequence
         return np.asarray(v, np.float64).tobytes()
 
+    roi = ci.roi
     return (raw(ci.k), raw(ci.p), raw(ci.d), str(ci.distortion_model), int(ci.width),
-            int(ci.height))
+            int(ci.height), (int(roi.x_offset), int(roi.y_offset), int(roi.width),
+                             int(roi.height)))
 
 
 def descriptor(prm: Param) -> ParameterDescriptor:
@@ -203,7 +207,12 @@ class SegmentationNode(Node):
         self._info_pub = self.create_publisher(CameraInfo, "segmentation/camera_info", out_qos)
         self._png_pub = self.create_publisher(CompressedImage, "segmentation/mask/compressed",
                                               out_qos) if self.cfg.publish_mask_compressed else None
-        self._grid_pub = self.create_publisher(OccupancyGrid, "segmentation/grid", out_qos) \
+        # A map topic: Nav2's static layer (and RViz's map display by default) subscribe
+        # transient-local, which a volatile writer never matches; volatile readers match too.
+        grid_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                              reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._grid_pub = self.create_publisher(OccupancyGrid, "segmentation/grid", grid_qos) \
             if self.cfg.publish_grid else None
         self._grid: GroundGrid | None = None
         self._grid_key: tuple | None = None
@@ -412,8 +421,15 @@ class SegmentationNode(Node):
         then fails in publish, which is the shutdown, not an inference error."""
         return self._slot.closed or not self.context.ok()
 
-    def _process(self, header: Any, rgb: np.ndarray) -> float:
-        """Segments and publishes one frame; returns the backend's own time."""
+    def _listened(self) -> bool:
+        pubs = [*self._pubs.values(), self._info_pub, self._png_pub, self._grid_pub]
+        return any(p is not None and p.get_subscription_count() > 0 for p in pubs)
+
+    def _process(self, header: Any, rgb: np.ndarray) -> float | None:
+        """Segments and publishes one frame; returns the backend's own time, or None when no
+        output has a subscriber (the frame was decoded, so a bad one is still counted)."""
+        if not self._listened():
+            return None
         conf = "confidence" in self._pubs and \
             self._pubs["confidence"].get_subscription_count() > 0
         s = self.segmenter.run(rgb, conf)
@@ -480,20 +496,31 @@ class SegmentationNode(Node):
         # why the ignore below: the publisher exists while this output is on
         self._png_pub.publish(out)  # type: ignore[union-attr]
 
-    def _intrinsics(self, ci: CameraInfo, frame_hw: tuple[int, ...]) -> Intrinsics:
-        """camera_info checked against itself and the frames (ValueError says what is wrong)."""
+    def _intrinsics(self, ci: CameraInfo, frame_hw: tuple[int, ...],
+                    undistort: bool) -> Intrinsics:
+        """camera_info checked against itself and the frames (ValueError says what is wrong);
+        a region of interest is the camera of that region (K refers to the full image)."""
         intr = Intrinsics.from_fields(list(ci.k), list(ci.p), list(ci.d), int(ci.width),
-                                      int(ci.height), str(ci.distortion_model))
+                                      int(ci.height), str(ci.distortion_model), undistort)
+        roi = ci.roi
+        if roi.width and roi.height and (roi.x_offset, roi.y_offset, roi.width, roi.height) \
+                != (0, 0, intr.width, intr.height):
+            if self.cfg.image_rectified:  # image_proc rectifies the ROI into another region
+                raise ValueError("camera_info has a roi and image_rectified is set: the "
+                                 "rectified region is not the roi; send the rectified camera's "
+                                 "camera_info")
+            intr = intr.cropped(int(roi.x_offset), int(roi.y_offset), int(roi.width),
+                                int(roi.height))
         check_aspect((intr.width, intr.height), (int(frame_hw[1]), int(frame_hw[0])))
         return intr
 
-    def _bad_camera_info(self, exc: Exception, ci: CameraInfo, frame_hw: tuple[int, ...]) -> None:
+    def _bad_camera_info(self, why: object, ci: CameraInfo, frame_hw: tuple[int, ...]) -> None:
         """Counted when the camera_info in use turns bad, not per frame (drivers repeat it)."""
         key = (*info_content(ci), tuple(frame_hw))
         if key != self._bad_info_key:
             self._bad_info_key = key
             self.stats.count("bad_camera_info")
-        self.get_logger().error(f"camera_info on {self.cfg.camera_info_topic}: {exc}",
+        self.get_logger().error(f"camera_info on {self.cfg.camera_info_topic}: {why}",
                                 throttle_duration_sec=5.0)
 
     def _publish_camera_info(self, header: Any, size: tuple[int, int],
@@ -506,7 +533,7 @@ class SegmentationNode(Node):
         key = (*info_content(ci), size, tuple(frame_hw))
         if key != self._info_key:
             try:
-                intr = self._intrinsics(ci, frame_hw)
+                intr = self._intrinsics(ci, frame_hw, undistort=False)  # K and P scale alone
             except (ValueError, cv2.error) as exc:  # checked once per content, like a good one
                 self._bad_camera_info(exc, ci, frame_hw)
                 self._info_out, self._info_key = None, key
@@ -549,7 +576,10 @@ class SegmentationNode(Node):
             cached = self._grids.pop(key, None)
             if cached is None:
                 try:
-                    intr = self._intrinsics(ci, frame_hw)
+                    rect = self.cfg.image_rectified
+                    intr = self._intrinsics(ci, frame_hw, undistort=not rect)
+                    if rect:  # only the grid's camera: camera_info goes out as it came
+                        intr = intr.rectified()
                     if self._grid_build_too_soon():
                         return
                     h, w = small_ids.shape
@@ -560,6 +590,8 @@ class SegmentationNode(Node):
                 except (ValueError, cv2.error) as exc:
                     cached = (None, f"no grid: {exc}")
                     self._bad_camera_info(exc, ci, frame_hw)
+            elif cached[0] is None:  # a refused calibration back in use: counted again
+                self._bad_camera_info(cached[1].removeprefix("no grid: "), ci, frame_hw)
             self._grids[key] = cached
             while len(self._grids) > GRIDS_KEPT:
                 self._grids.popitem(last=False)

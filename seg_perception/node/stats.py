@@ -28,11 +28,12 @@ class WindowReport:
     never_seen: int = 0  # frames the camera sent that never arrived (header-stamp gaps)
     totals: dict[str, int] = field(default_factory=dict)
     stalled_windows: int = 0  # windows in a row, this one included, with input but no output
+    unsubscribed: int = 0  # frames decoded but not inferred: no output had a reader
 
 
 class NodeStats:
     COUNTERS = ("received", "published", "dropped", "bad", "errors", "lost", "never_seen",
-                "worker_restarts", "bad_camera_info", "bad_headers")
+                "worker_restarts", "bad_camera_info", "bad_headers", "unsubscribed")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -64,7 +65,8 @@ class NodeStats:
             self._lat, self._inf = [], []
             period, self._t0 = max(now - self._t0, 1e-6), now
             totals = dict(self.totals)
-            self._stalled = self._stalled + 1 if w["received"] and not w["published"] else 0
+            stuck = w["received"] and not w["published"] and not w["unsubscribed"]
+            self._stalled = self._stalled + 1 if stuck else 0
             stalled = self._stalled
         p50, p95 = (np.percentile(lat, [50, 95]) * 1e3) if lat else (float("nan"),) * 2
         return WindowReport(
@@ -74,7 +76,8 @@ class NodeStats:
             backend_p95_ms=float(np.percentile(inf, 95) * 1e3) if inf else float("nan"),
             overhead_p50_ms=float(np.median(np.subtract(lat, inf)) * 1e3) if lat else float("nan"),
             dropped=w["dropped"], bad=w["bad"], errors=w["errors"], lost=w["lost"],
-            never_seen=w["never_seen"], totals=totals, stalled_windows=stalled)
+            never_seen=w["never_seen"], totals=totals, stalled_windows=stalled,
+            unsubscribed=w["unsubscribed"])
 
 
 class StampGaps:

@@ -20,6 +20,7 @@ class Outcome(enum.Enum):
     BAD = "bad"  # could not be decoded
     ERROR = "errors"  # inference or publishing raised
     SHUTDOWN = "shutdown"  # raised while the node closes: not the frame's fault
+    UNSUBSCRIBED = "unsubscribed"  # decoded (so checked), not inferred: no output has a reader
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,10 @@ class Served:
 
 
 def serve_frame(age_s: float, max_age_s: float, decode: Callable[[], np.ndarray],
-                process: Callable[[np.ndarray], float], closing: Callable[[], bool]) -> Served:
-    """Runs one frame (``process`` returns the backend's time); no exception leaves this
-    function."""
+                process: Callable[[np.ndarray], float | None],
+                closing: Callable[[], bool]) -> Served:
+    """Runs one frame (``process`` returns the backend's time, None when no output has a
+    reader); no exception leaves this function."""
     if age_s > max_age_s:
         return Served(Outcome.STALE)
     try:
@@ -45,4 +47,6 @@ def serve_frame(age_s: float, max_age_s: float, decode: Callable[[], np.ndarray]
         if closing():  # shutting down: the backend or its context went first
             return Served(Outcome.SHUTDOWN)
         return Served(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
+    if backend_s is None:
+        return Served(Outcome.UNSUBSCRIBED)
     return Served(Outcome.PUBLISHED, backend_s=backend_s)
