@@ -79,6 +79,9 @@ def test_onnxruntime_contract(tiny_onnx):
     ({"threads": 0}, "threads"),
     ({"threads": "2"}, "threads"),
     ({"backend": "onnxruntime", "dla_core": 0}, "dla_core"),
+    # DLA takes fp16 only here, whether or not TensorRT is present (auto would fall back).
+    ({"precision": "fp32", "dla_core": 0}, "DLA has no fp32"),
+    ({"precision": "int8", "dla_core": 1}, "DLA runs INT8 by implicit quantization only"),
     ({"backend": "onnxruntime", "colour": "red"}, "unknown backend options"),
     ({"backend": "onnxruntime", "providers": ["openvino"]}, "providers"),
     ({"backend": "onnxruntime", "precision": "fp16"}, "fp16"),

@@ -225,6 +225,9 @@ def test_build_plans_per_version_and_precision(tiny_onnx, tmp_path):
     assert plan_build(info, "fp16", (64, 64), "8.6.1").cleared == ()
     with pytest.raises(ValueError, match="dla_core"):
         plan_build(info, "fp32", (96, 128), "10.3.0", dla_core=0)
+    # DLA takes INT8 only from calibrator scales (implicit), never Q/DQ layers (explicit).
+    with pytest.raises(ValueError, match="dla_core: DLA runs INT8 by implicit quantization"):
+        plan_build(info, "int8", (96, 128), "10.3.0", dla_core=0)
     with pytest.raises(ValueError, match="input_size"):
         plan_build(info, "fp16", (8, 128), "10.3.0")
     qdq = qdq_path_for(tiny_onnx)
@@ -237,8 +240,8 @@ def test_build_plans_per_version_and_precision(tiny_onnx, tmp_path):
     frames = [np.random.default_rng(i).integers(0, 255, (96, 128, 3), np.uint8) for i in range(2)]
     quantize_int8(tiny_onnx, frames, progress=False)
     try:
-        weak = plan_build(info, "int8", (96, 128), "10.3.0", dla_core=0)
-        assert weak.network_onnx == qdq and weak.flags == ("INT8", "FP16", "GPU_FALLBACK")
+        weak = plan_build(info, "int8", (96, 128), "10.3.0")
+        assert weak.network_onnx == qdq and weak.flags == ("INT8", "FP16")
         strong = plan_build(info, "int8", (96, 128), "11.0.0")
         assert strong.network_onnx == qdq and strong.flags == () and strong.strongly_typed
     finally:

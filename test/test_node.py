@@ -393,6 +393,7 @@ def test_signal_stops_the_node_cleanly(tiny_onnx, rng, sig):
     ("camera_pose", "[0.0, 0.0, -1.5, 0.0, 0.1, 0.0]"),  # below the ground: a sign slip
     ("grid_x_range", "[10.0, 0.0]"),
     ("grid_resolution", "0.0"),
+    ("dla_core", "0"),  # at the default fp32, which DLA lacks (auto fell back, ignoring it)
 ])
 def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param, value):
     args = ["-p", f"model:={tiny_onnx}"] if param != "model" else []

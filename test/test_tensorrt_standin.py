@@ -192,6 +192,7 @@ def test_names_and_keywords_are_those_of_the_version(trt_standin):
     else:
         assert int(trt.BuilderFlag.FP16) == 0 and hasattr(trt.Builder, "platform_has_fast_fp16")
         assert hasattr(trt.ICudaEngine, "device_memory_size")
+    assert not hasattr(trt, "Severity")  # bound inside ILogger (and Logger) only
     # pybind11 enums of C++ enum classes: never equal to ints, str() is Type.MEMBER.
     sev = trt.ILogger.Severity.WARNING
     assert sev is trt.ILogger.WARNING is trt.Logger.WARNING and int(sev) == 2
@@ -273,6 +274,14 @@ def test_names_and_keywords_are_those_of_the_version(trt_standin):
 
 def standin_build(inst, model: Path, flags: tuple[str, ...] = ()) -> bytes:
     """An engine built with a stand-in's own API (no sys.modules involved)."""
+    out = standin_try_build(inst, model, flags)
+    assert out is not None
+    return out
+
+
+def standin_try_build(inst, model: Path, flags: tuple[str, ...] = (),
+                      monitor: object = None) -> bytes | None:
+    """The engine, or None where the builder refused (as build_serialized_network says)."""
     trt, cuda = inst.trt, inst.cuda
     cuda.init()
     ctx = cuda.Device(0).retain_primary_context()
@@ -286,10 +295,13 @@ def standin_build(inst, model: Path, flags: tuple[str, ...] = ()) -> bytes:
         config = builder.create_builder_config()
         for f in flags:
             config.set_flag(getattr(trt.BuilderFlag, f))
+        if monitor is not None:
+            config.progress_monitor = monitor
         profile = builder.create_optimization_profile()
         profile.set_shape("image", (1, *SIZE, 3), (1, *SIZE, 3), (1, *SIZE, 3))
         config.add_optimization_profile(profile)
-        return bytes(builder.build_serialized_network(network, config))
+        out = builder.build_serialized_network(network, config)
+        return None if out is None else bytes(out)
     finally:
         cuda.Context.pop()
         ctx.detach()
@@ -457,6 +469,43 @@ def test_progress_bars_follow_the_builder_phases(trt_standin, model_dir, capsys)
         assert "Exception caught" not in err
     else:
         assert "Building engine" not in err  # 8.6 has no IProgressMonitor
+
+
+@flavours
+def test_a_monitor_whose_step_complete_returns_none_cancels_the_build(trt_standin, model_dir):
+    """PyProgressMonitor converts step_complete's result to bool: None (a forgotten return)
+    cancels as False does."""
+    trt = trt_standin.trt
+    if not hasattr(trt, "IProgressMonitor"):
+        pytest.skip("8.6 has no IProgressMonitor")
+
+    class Forgetful(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name, parent_phase, num_steps) -> None:
+            pass
+
+        def step_complete(self, phase_name, step):  # returns None
+            pass
+
+        def phase_finish(self, phase_name) -> None:
+            pass
+
+    assert standin_try_build(trt_standin, model_dir / "seg.onnx", monitor=Forgetful()) is None
+
+
+@flavours
+def test_qdq_layers_need_the_int8_flag_on_weak_typing(trt_standin, with_qdq):
+    """TensorRT 8.6-10.x (weakly typed) refuse an explicitly quantized network without
+    BuilderFlag.INT8; strongly typed networks take the Q/DQ model without any flag."""
+    trt = trt_standin.trt
+    qdq = with_qdq / "seg.int8.onnx"
+    if version_of(trt) >= (11, 0):  # standin_try_build's network: strongly typed only in 11
+        assert standin_try_build(trt_standin, qdq) is not None
+        return
+    assert standin_try_build(trt_standin, qdq, ("FP16",)) is None
+    assert standin_try_build(trt_standin, qdq, ("INT8", "FP16")) is not None
 
 
 # -- the engine cache -----------------------------------------------------------------------------
@@ -926,6 +975,21 @@ def test_wrong_frame_size_and_failed_enqueue(trt_standin, model_dir):
     finally:
         b.close()
     assert_released(trt_standin)
+
+
+@flavours
+def test_a_refused_tensor_address_fails_the_open_not_the_first_frame(trt_standin, model_dir):
+    """set_tensor_address returns False (and logs) for an address TensorRT will not take; an
+    engine opened regardless would run on whatever address the context held."""
+    trt_standin.controls.fail_addresses = 1
+    with pytest.raises(ValueError, match="refuses the address of tensor"):
+        open_trt(model_dir / "seg.onnx")
+    assert_released(trt_standin)
+    b, _ = open_trt(model_dir / "seg.onnx")  # the next open takes its addresses
+    try:
+        assert b.infer(frames(1)[0]).shape == SIZE
+    finally:
+        b.close()
 
 
 @pytest.mark.parametrize("trt_standin", ["8.6.1"], indirect=True)

@@ -13,6 +13,7 @@ from seg_perception.core.errors import OptionError
 from seg_perception.inference.backend import BACKENDS, PRECISIONS, Backend
 from seg_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seg_perception.inference.tensorrt.backend import TensorRTBackend
+from seg_perception.inference.tensorrt.build import check_dla
 from seg_perception.inference.tensorrt.cache import EngineBuildError
 from seg_perception.inference.torch_backend import TorchBackend
 from seg_perception.inference.variants import qdq_path_for
@@ -117,6 +118,10 @@ def create_backend(model: str | Path, backend: str = "auto", precision: str = "f
     if dla_core >= 0 and backend not in ("auto", "tensorrt"):
         raise OptionError("dla_core",
                           f"dla_core {dla_core} needs backend tensorrt, got {backend!r}")
+    try:  # before any backend: auto without TensorRT would otherwise let it pass
+        check_dla(dla_core, precision)
+    except ValueError as exc:
+        raise OptionError("dla_core", str(exc).removeprefix("dla_core: ")) from exc
 
     chosen, prec = backend, precision
     if backend == "auto":

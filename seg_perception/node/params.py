@@ -108,7 +108,8 @@ PARAMETERS: tuple[Param, ...] = (
     _p("engine_dir", "str", "", "TensorRT engine cache directory; empty: next to the model"),
     _p("force_rebuild", "bool", False, "rebuild the TensorRT engine even if a cached one "
        "matches"),
-    _p("dla_core", "int", -1, "Jetson DLA core for TensorRT; -1: GPU only", min=-1, max=7),
+    _p("dla_core", "int", -1, "Jetson DLA core for TensorRT (precision fp16); -1: GPU only",
+       min=-1, max=7),
     _p("image_topic", "str", "/camera/image_raw", "input image topic (relative names follow the "
        "namespace)"),
     _p("input_transport", "str", "raw", "`raw`, or `compressed` (reads "

@@ -24,6 +24,7 @@ class Controls:
     """Faults a test can switch on (what real hardware or TensorRT would do now and then)."""
 
     fail_executes: int = 0  # the next N execute_async_v3 calls log an error and return False
+    fail_addresses: int = 0  # the next N set_tensor_address calls log an error, return False
     reject_deserialize: int = 0  # the next N deserialize_cuda_engine calls return None
     build_delay_s: float = 0.0  # a slower build, to make concurrent opens overlap
     build_calls: int = 0  # counted by the stand-in: build_serialized_network calls

@@ -261,7 +261,9 @@ class TensorRTBackend:
                          _np_dtype(trt, eng.get_tensor_dtype(n))) for n in names}
             self._buffers = DeviceBuffers(self._ctx, specs)
             for n in names:
-                self._context.set_tensor_address(n, self._buffers.address(n))
+                if not self._context.set_tensor_address(n, self._buffers.address(n)):
+                    raise ValueError(f"engine {self.engine_path} refuses the address of "
+                                     f"tensor {n!r} (TensorRT's log says why)")
             self._outputs = [n for n in names if n != self.input_name]
 
     def infer(self, image: np.ndarray) -> np.ndarray:

@@ -83,6 +83,24 @@ class BuildPlan:
                 "dla_core": self.dla_core, "network_recipe": self.network_recipe}
 
 
+def check_dla(dla_core: int, precision: str) -> None:
+    """ValueError for a DLA build that would not run on DLA: fp32 (DLA has none) or int8.
+
+    NVIDIA's DLA takes INT8 only by implicit quantization (calibrator scales); the Q/DQ layers
+    of an explicitly quantized model fall back to the GPU, with the convolutions between them,
+    so an int8 "DLA" engine would run on the GPU under a .dla name.
+    """
+    if dla_core < 0:
+        return
+    if precision == "fp32":
+        raise ValueError("dla_core: DLA has no fp32; choose precision fp16")
+    if precision == "int8":
+        raise ValueError("dla_core: DLA runs INT8 by implicit quantization only (a calibrator's "
+                         "scales), not the Q/DQ layers of the int8 model, which would all fall "
+                         "back to the GPU; choose precision fp16 on DLA, or int8 with "
+                         "dla_core -1")
+
+
 def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt_version: str,
                dla_core: int = -1, work_dir: str | Path | None = None) -> BuildPlan:
     """Picks the network ONNX and builder flags for ``precision`` on ``trt_version``.
@@ -95,8 +113,7 @@ def plan_build(info: ModelInfo, precision: str, input_size: tuple[int, int], trt
     h, w = (int(v) for v in input_size)
     if min(h, w) < 16:
         raise ValueError(f"input_size must be [height, width] >= 16, got {input_size}")
-    if dla_core >= 0 and precision == "fp32":
-        raise ValueError("dla_core: DLA runs fp16 or int8 only; choose precision fp16 or int8")
+    check_dla(dla_core, precision)
     strong = strongly_typed(trt_version)
     flags: list[str] = []
     onnx_path = info.path
@@ -261,7 +278,8 @@ def build_serialized(plan: BuildPlan, timing_cache: Path | None = None, workspac
             raise EngineBuildError(
                 f"dla_core {plan.dla_core}: TensorRT {trt.__version__} sees {cores} DLA core(s) "
                 "on this device (DLA is on Jetson AGX and NX Orin, with TensorRT up to 10.7 as "
-                "JetPack 6 ships it; NVIDIA's 10.8 to 11.3 have no DLA); use dla_core -1",
+                "JetPack 6 ships it, or 11.4.1 on AGX Orin with JetPack 7.2.2; NVIDIA's 10.8 to "
+                "11.3 have no DLA); use dla_core -1",
                 logger.errors_since(mark))
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core

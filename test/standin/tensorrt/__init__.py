@@ -119,11 +119,11 @@ class ILogger(_Strict, metaclass=TrampolineMeta):
 
 ILogger.Severity = make_enum("Severity", list(_T.severity), arithmetic=True, export_to=ILogger)
 ILogger.Severity.__qualname__ = "ILogger.Severity"
-Severity = ILogger.Severity
+_Severity = ILogger.Severity  # not a module attribute in real TensorRT: ILogger's
 
 
 class Logger(ILogger):
-    def __init__(self, min_severity: Any = Severity.WARNING) -> None:  # noqa: ANN401
+    def __init__(self, min_severity: Any = _Severity.WARNING) -> None:  # noqa: ANN401
         ILogger.__init__(self)
         self.min_severity = min_severity
 
@@ -162,7 +162,7 @@ def _error(logger: ILogger, code: int, api: str, what: str, text: str,
     """TensorRT's error line: 10.x "<api>: Error Code <code>: <what> (<text>)", 8.6
     "<code>: [<file::function::line>] Error Code <code>: <what> (<text>)"."""
     prefix = f"{api}: " if _TEN else f"{code}: [{site or api}] "
-    _log(logger, Severity.ERROR, f"{prefix}Error Code {code}: {what} ({text})")
+    _log(logger, _Severity.ERROR, f"{prefix}Error Code {code}: {what} ({text})")
 
 
 # TensorRT keeps one logger pointer while any builder, runtime or refitter lives: one made later
@@ -178,7 +178,7 @@ def _global_logger(owner: Any, logger: ILogger, factory: str) -> ILogger:  # noq
         _LIVE.add(owner)
     if existing is None or existing is logger:
         return logger
-    _log(existing, Severity.WARNING,
+    _log(existing, _Severity.WARNING,
          f"The logger passed into {factory} differs from one already provided for an existing "
          "builder, runtime, or refitter. Uses of the global logger, returned by "
          "nvinfer1::getLogger(), will return the existing value. If you don't intend to use the "
@@ -535,7 +535,7 @@ class OnnxParser(_Strict):
     def parse(self, model: Any, path: str | None = None) -> bool:  # noqa: ANN401 - py::buffer
         data = _buffer("parse", model)
         if self._network._model is not None:
-            _log(self._logger, Severity.ERROR, "Parse was called with a non-empty network "
+            _log(self._logger, _Severity.ERROR, "Parse was called with a non-empty network "
                                                "definition")
             return False
         import onnx
@@ -555,7 +555,7 @@ class OnnxParser(_Strict):
         import os
 
         if os.path.exists(model) and not os.path.isfile(model):
-            _log(self._logger, Severity.ERROR, f"Input is not a regular file: {model}")
+            _log(self._logger, _Severity.ERROR, f"Input is not a regular file: {model}")
             return False
         try:
             with open(model, "rb") as f:
@@ -564,15 +564,15 @@ class OnnxParser(_Strict):
 
             proto = onnx.load_from_string(data)
         except Exception:  # noqa: BLE001 - a missing file or a non-ONNX file alike
-            _log(self._logger, Severity.ERROR, f"Failed to parse ONNX model from file: {model}")
+            _log(self._logger, _Severity.ERROR, f"Failed to parse ONNX model from file: {model}")
             return False
         if self._network._model is not None:
-            _log(self._logger, Severity.ERROR, "Parse was called with a non-empty network "
+            _log(self._logger, _Severity.ERROR, "Parse was called with a non-empty network "
                                                "definition")
             return False
         if not self._import(proto, data):
             for e in self._errors:
-                _log(self._logger, Severity.ERROR,
+                _log(self._logger, _Severity.ERROR,
                      f"ERROR: {e.file()}:{e.line()} In function {e.func()}:\n[{int(e.code())}] "
                      f"{e.desc()}")
             return False
@@ -609,7 +609,7 @@ class OnnxParser(_Strict):
         net._inputs = [self._tensor(v, True) for v in proto.graph.input if v.name not in inits]
         net._outputs = [self._tensor(v, False) for v in proto.graph.output]
         net._model, net._onnx, net._nodes = proto, data, len(proto.graph.node)
-        _log(self._logger, Severity.INFO, f"ONNX IR version: {proto.ir_version}, opset "
+        _log(self._logger, _Severity.INFO, f"ONNX IR version: {proto.ir_version}, opset "
                                           f"{proto.opset_import[0].version}")
         return True
 
@@ -887,7 +887,7 @@ class Builder(_Strict):
         for m in NetworkDefinitionCreationFlag.__members__.values():
             known |= 1 << int(m)
         if flags & ~known:
-            _log(self._logger, Severity.ERROR, f"createNetworkV2: unknown flags {flags:#x} "
+            _log(self._logger, _Severity.ERROR, f"createNetworkV2: unknown flags {flags:#x} "
                                                "(stand-in)")
         return INetworkDefinition(self, flags)
 
@@ -976,12 +976,15 @@ class Builder(_Strict):
         has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear")
                       for n in network._model.graph.node)
         if "INT8" in on and not has_qdq and config._calibrator is None:
-            _log(self._logger, Severity.WARNING, "Calibrator is not being used. Users must "
+            _log(self._logger, _Severity.WARNING, "Calibrator is not being used. Users must "
                  "provide dynamic range for all tensors that are not Int32 or Bool.")
             return 4, "Internal Error", "Calibration failure occurred with no scaling factors " \
                                         "detected. This could be due to no int8 calibrator or " \
                                         "insufficient custom scales for network layers. Please " \
                                         "see int8 sample to setup calibration correctly."
+        if has_qdq and not network._strongly_typed and "INT8" not in on:
+            return 4, "Internal Error", "Network contains Q/DQ layers (explicit quantization) " \
+                                        "but BuilderFlag.INT8 is not set (stand-in)"
         if config._default_device_type == DeviceType.DLA:
             cores = _device(ctx).dla_cores
             if not 0 <= config._dla_core < cores:
@@ -990,6 +993,9 @@ class Builder(_Strict):
                                              f"requested, the device has {cores} (stand-in)"
             uint8_io = [t.name for t in network._inputs + network._outputs
                         if t.dtype == DataType.UINT8]
+            if has_qdq and "GPU_FALLBACK" not in on:
+                return 2, "Internal Error", "DLA does not run explicitly quantized (Q/DQ) " \
+                                            "layers and GPU fallback is not enabled (stand-in)"
             if uint8_io and "GPU_FALLBACK" not in on:
                 return 2, "Internal Error", f"DLA cannot run the layers using UINT8 tensors " \
                                             f"{uint8_io} and GPU fallback is not enabled " \
@@ -1016,12 +1022,12 @@ class Builder(_Strict):
         for step, phase in enumerate(("Optimizing network", "Selecting tactics")):
             call("phase_start", phase, "Building engine", 3)
             for k in range(3):
-                if call("step_complete", phase, k) is False:
+                if not call("step_complete", phase, k):  # PyProgressMonitor: bool(result)
                     call("phase_finish", phase)
                     call("phase_finish", "Building engine")
                     return False
             call("phase_finish", phase)
-            if call("step_complete", "Building engine", step) is False:
+            if not call("step_complete", "Building engine", step):
                 call("phase_finish", "Building engine")
                 return False
         call("phase_finish", "Building engine")
@@ -1278,6 +1284,12 @@ class IExecutionContext(_DeviceObject):
                             f"Invoked with: {name!r}, {memory!r}")
         if self._engine._tensor("set_tensor_address", name) is None:
             return False
+        if _CONTROLS.fail_addresses > 0:
+            _CONTROLS.fail_addresses -= 1
+            _error(self._engine._logger, 3, "IExecutionContext::setTensorAddress",
+                   "API Usage Error", "Parameter check failed, condition: the address is "
+                   "aligned (stand-in fault)")
+            return False
         self._addresses[name] = int(memory.__index__())
         return True
 
@@ -1301,7 +1313,7 @@ class IExecutionContext(_DeviceObject):
         except _g.CudaError as exc:
             return fail(1, "Cuda Runtime", f"invalid resource handle ({exc})")
         if stream is None:
-            _log(logger, Severity.WARNING, "Using default stream in enqueueV3() may lead to "
+            _log(logger, _Severity.WARNING, "Using default stream in enqueueV3() may lead to "
                  "performance issues due to additional calls to cudaStreamSynchronize() by "
                  "TensorRT to ensure correct synchronization. Please use non-default stream "
                  "instead.")
