@@ -47,6 +47,26 @@ def test_labels_outside_the_classes_are_not_scored():
     cm.update(np.array([0, 1, 0, 1], np.uint8), np.array([0, 11, I, 1], np.uint8))
     assert cm.mat.tolist() == [[1, 0], [0, 1]]
     assert cm.scored_pixels == 2
+    assert cm.out_of_range == 1  # 11: neither a class nor the ignore id, counted
+    both = ConfusionMatrix(2, (I, 11))  # a class set whose own void is 11: ignored, not counted
+    both.update(np.array([0, 1, 0, 1], np.uint8), np.array([0, 11, I, 1], np.uint8))
+    assert both.scored_pixels == 2 and both.out_of_range == 0
+
+
+def test_16_bit_label_ids_do_not_wrap_into_classes(tmp_path):
+    """uint16 ids (Cityscapes-style) were cast to uint8 first: 257 became class 1."""
+    import cv2
+
+    from seg_perception.datasets.camvid import read_label
+
+    p = tmp_path / "l.png"
+    cv2.imwrite(str(p), np.array([[0, 257, 267, 10, 300]], np.uint16))
+    assert read_label(p, CAMVID).tolist() == [[0, I, I, 10, I]]
+
+
+def test_an_ignore_id_inside_the_classes_is_refused():
+    with pytest.raises(ValueError, match="ignore_id 0 must lie outside the 2 class ids"):
+        ClassSet(names=("a", "b"), palette=((0, 0, 0), (1, 1, 1)), ignore_id=0)
 
 
 def test_pooled_over_pixels_not_averaged_over_frames():
@@ -152,6 +172,7 @@ def test_a_repeated_stamp_is_not_scored_against_the_wrong_label():
     t.add_prediction(7, ones, 1.0)
     t.add_label(7, zeros)
     assert t.scored == 1 and t.cm.mat.tolist() == [[2, 0], [0, 0]]
+    assert t.latencies_ms == [1.0, 1.0]  # unscored, still timed: offline fps counts it
 
 
 def test_pairs_let_go_from_the_pending_buffer_are_reported():

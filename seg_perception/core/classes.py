@@ -41,6 +41,10 @@ class ClassSet:
             if len(c) != 3 or not all(0 <= v <= 255 for v in c):
                 raise ValueError(f"class file: palette colour {i} ({self.names[i]!r}) must be "
                                  f"three values in 0..255, got {list(c)}")
+        if not len(self.names) <= self.ignore_id <= IGNORE_LABEL:
+            # an ignore id inside 0..C-1 would take a class away from every label
+            raise ValueError(f"class file: ignore_id {self.ignore_id} must lie outside the "
+                             f"{len(self.names)} class ids, in {len(self.names)}..{IGNORE_LABEL}")
         for n in (*self.drivable, *self.obstacles):
             if n not in self.names:
                 raise ValueError(f"class group names unknown class {n!r}; "

@@ -11,13 +11,15 @@ class ConfusionMatrix:
     """Rows are ground truth, columns predictions.
 
     A prediction outside 0..C-1 lands in an extra last column, so it counts as a miss for its
-    true class without being credited to any class.
+    true class without being credited to any class. A label outside 0..C-1 that is not an
+    ignore id (another class set's ids) is not scored, and counted in ``out_of_range``.
     """
 
-    def __init__(self, num_classes: int, ignore: int = IGNORE_LABEL) -> None:
+    def __init__(self, num_classes: int, ignore: int | tuple[int, ...] = IGNORE_LABEL) -> None:
         self.num_classes = num_classes
-        self.ignore = ignore
+        self.ignore = (ignore,) if isinstance(ignore, int) else tuple(ignore)
         self._full = np.zeros((num_classes, num_classes + 1), np.int64)
+        self.out_of_range = 0  # label pixels neither a class nor ignored: not scored
 
     @property
     def mat(self) -> np.ndarray:
@@ -31,13 +33,15 @@ class ConfusionMatrix:
         c = self.num_classes
         t = label.reshape(-1).astype(np.int64)
         p = pred.reshape(-1).astype(np.int64)
-        keep = (t != self.ignore) & (t >= 0) & (t < c)
+        keep = (t >= 0) & (t < c)
+        self.out_of_range += int((~keep & ~np.isin(t, self.ignore)).sum())
         t, p = t[keep], p[keep]
         p = np.where((p >= 0) & (p < c), p, c)
         self._full += np.bincount(t * (c + 1) + p, minlength=c * (c + 1)).reshape(c, c + 1)
 
     def merge(self, other: ConfusionMatrix) -> None:
         self._full += other._full
+        self.out_of_range += other.out_of_range
 
     def iou(self) -> np.ndarray:
         """Per-class IoU; NaN for a class absent from both labels and predictions."""

@@ -26,16 +26,15 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_label(path: str | Path, classes: ClassSet) -> np.ndarray:
-    """Reads an 8-bit label PNG and maps the dataset's ignore id (and unknown ids) to 255."""
+    """Reads a label PNG (8 or 16 bit) and maps the dataset's ignore id and unknown ids to 255
+    (before narrowing to uint8, so a 16-bit id cannot wrap into a class)."""
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise ValueError(f"cannot read label {path}")
     if lab.ndim != 2:
         raise ValueError(f"label {path} must be a single-channel id image, got shape {lab.shape}")
-    lab = lab.astype(np.uint8)
-    out = lab.copy()
-    out[(lab == classes.ignore_id) | (lab >= classes.num_classes)] = IGNORE_LABEL
-    return out
+    unknown = (lab == classes.ignore_id) | (lab >= classes.num_classes)
+    return np.where(unknown, IGNORE_LABEL, lab).astype(np.uint8)
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -459,7 +459,8 @@ def pool(results: Sequence[BagResult], classes: ClassSet, cfg: EvalConfig) -> tu
     totals = dict.fromkeys(("frames", "frames_scored", "dropped", "labels_without_image",
                             "images_without_label", "bad_frames", "bad_labels",
                             "size_mismatch", "duplicate_image_stamps", "duplicate_label_stamps",
-                            "unscored_repeated_stamps", "unscored_evicted"), 0)
+                            "unscored_repeated_stamps", "unscored_evicted",
+                            "label_pixels_out_of_range"), 0)
     backends: list[str] = []
     precisions: list[str] = []
     topics: dict[str, list[str]] = {"image_topic": [], "label_topic": []}

@@ -34,7 +34,7 @@ def run_offline(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally,
     conns = [c for c in reader.connections
              if c.topic in (bag.image_topic, bag.label_topic)]
     total = bag.image_count + bag.label_count
-    busy = 0.0
+    busy, inferred = 0.0, 0
     try:
         with tqdm(total=total, desc="evaluate", unit="msg", disable=not cfg.progress) as bar:
             for conn, _, raw in bag_messages(reader, conns, bag.path):
@@ -61,8 +61,9 @@ def run_offline(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally,
                 ids = seg.predict(rgb)
                 dt = time.perf_counter() - t0
                 busy += dt
+                inferred += 1
                 tally.add_prediction(stamp, ids, dt * 1000.0)
-                state["fps"] = len(tally.latencies_ms) / busy if busy > 0 else None
+                state["fps"] = inferred / busy if busy > 0 else None
     finally:
         if shared is None:
             backend.close()

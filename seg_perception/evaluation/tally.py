@@ -42,7 +42,9 @@ class Tally:
     overlay_indices: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.cm = ConfusionMatrix(self.classes.num_classes, IGNORE_LABEL)
+        # 255 (make-bag's) and the class set's own ignore id: a bag may carry either
+        self.cm = ConfusionMatrix(self.classes.num_classes,
+                                  (IGNORE_LABEL, self.classes.ignore_id))
         self.lock = threading.Lock()
         self.frames = 0  # image messages read (offline) or published (live)
         self.bad_frames = 0  # images that could not be decoded
@@ -65,6 +67,7 @@ class Tally:
         self.first_publish: float | None = None
         self.first_receive: float | None = None
         self.last_receive: float | None = None
+        self.masks_received = 0  # live: masks taken between the first and the last receipt
         self.unexpected_masks = 0
         self._labels: dict[int, np.ndarray] = {}
         self._preds: dict[int, np.ndarray] = {}
@@ -107,12 +110,14 @@ class Tally:
                 self.evicted.update(_evict(self._labels))
 
     def add_prediction(self, stamp: int, ids: np.ndarray, latency_ms: float | None) -> None:
+        """``latency_ms`` is timed whatever the stamp (offline: the inference itself); a repeated
+        stamp leaves the frame unscored, not untimed."""
         with self.lock:
             self.predicted.add(stamp)
-            if stamp in self.ambiguous:
-                return
             if latency_ms is not None:
                 self.latencies_ms.append(float(latency_ms))
+            if stamp in self.ambiguous:
+                return
             lab = self._labels.pop(stamp, None)
             if lab is not None:
                 self._score(stamp, ids, lab)
@@ -153,7 +158,10 @@ class Tally:
             self.last_receive = t
             if self.first_receive is None:
                 self.first_receive = t
-        self.add_prediction(stamp, ids, (t - sent) * 1000.0)
+            self.masks_received += 1
+            # A repeated stamp's publish time is the last of its publishes: no latency from it.
+            latency = None if stamp in self.ambiguous else (t - sent) * 1000.0
+        self.add_prediction(stamp, ids, latency)
 
     def _score(self, stamp: int, pred: np.ndarray, label: np.ndarray) -> None:
         if pred.shape != label.shape:
@@ -168,7 +176,7 @@ class Tally:
     def output_fps(self) -> float | None:
         """Masks per second between the first and the last mask (live)."""
         with self.lock:
-            n = len(self.latencies_ms)
+            n = self.masks_received
             if n < 2 or self.first_receive is None or self.last_receive is None:
                 return None
             span = self.last_receive - self.first_receive
@@ -195,8 +203,9 @@ def _evict(d: dict[int, np.ndarray]) -> list[int]:
 
 
 def percentile_summary(values: list[float]) -> dict[str, float | None]:
-    """p50/p95/p99/max/mean in ms and ``n``, the samples they rest on (p99 of 100 is the
-    largest two interpolated); None for no samples (JSON null, not NaN)."""
+    """p50/p95/p99/max/mean in ms and ``n``, the samples they rest on (numpy's linear
+    interpolation between closest ranks: p99 of 100 lies between the two largest, p99 of 101 is
+    the second largest); None for no samples (JSON null, not NaN)."""
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None, "n": 0}
     a = np.asarray(values, np.float64)
@@ -244,6 +253,7 @@ def build_metrics(t: Tally, *, mode: str, bag: BagTopics | None, bag_path: Path,
         "unscored_repeated_stamps": len(t.ambiguous),
         "unscored_evicted": counts["evicted"],
         "scored_pixels": t.cm.scored_pixels,
+        "label_pixels_out_of_range": t.cm.out_of_range,
         "class_names": list(t.classes.names),
         "confusion_matrix": t.cm.mat.tolist(),
     }
@@ -263,6 +273,14 @@ def summary_line(m: dict) -> str:
          f" ms, {f(m['fps'], '.1f')} fps ({m['backend']} {m['precision']})")
     if m["labels_without_image"]:
         s += f"; {m['labels_without_image']} labels had no matching image"
+    if m.get("size_mismatch"):
+        s += (f"; {m['size_mismatch']} frames not scored: label and mask sizes differ (labels "
+              "must be at the image's size)")
+    if m.get("bad_labels"):
+        s += f"; {m['bad_labels']} labels could not be decoded"
+    if m.get("label_pixels_out_of_range"):
+        s += (f"; {m['label_pixels_out_of_range']} label pixels not scored: ids outside the "
+              f"{len(m['class_names'])} classes and not the ignore id (another class set?)")
     if m.get("unscored_repeated_stamps"):
         s += (f"; {m['unscored_repeated_stamps']} stamps repeated on images or labels: their "
               "frames are not scored")
