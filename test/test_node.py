@@ -148,6 +148,25 @@ def test_unsubscribed_outputs_are_not_computed(tiny_onnx, rng):
         assert calls == [["drivable"]]
 
 
+def test_output_qos_follows_ros_qos_overrides(tiny_onnx):
+    """ROS 2's start-up QoS overrides reach the outputs (a recorder that wants transient-local
+    masks, a best-effort link); the input's stay with qos_reliability/qos_depth, and say so."""
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    mask = "qos_overrides./segmentation/mask.publisher."
+    with ros_session() as (ctx, _):
+        node = make_node(ctx, tiny_onnx, **{f"{mask}reliability": "best_effort",
+                                            f"{mask}durability": "transient_local",
+                                            f"{mask}depth": 3})
+        try:
+            q = node._pubs["mask"].qos_profile
+            assert q.reliability == ReliabilityPolicy.BEST_EFFORT and q.depth == 3
+            assert q.durability == DurabilityPolicy.TRANSIENT_LOCAL
+            assert node._pubs["color"].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        finally:
+            node.close()
+
+
 def test_frames_nobody_reads_are_checked_not_inferred(tiny_onnx, rng):
     """With no reader on any output the backend stays idle (a Jetson's GPU, a laptop's cores):
     frames are still decoded, so a bad one is counted; diagnostics say idle, not stalled; the
@@ -394,6 +413,7 @@ def test_signal_stops_the_node_cleanly(tiny_onnx, rng, sig):
     ("grid_x_range", "[10.0, 0.0]"),
     ("grid_resolution", "0.0"),
     ("dla_core", "0"),  # at the default fp32, which DLA lacks (auto fell back, ignoring it)
+    ("qos_overrides./segmentation/mask.publisher.reliability", "sometimes"),
 ])
 def test_bad_configuration_fails_at_start_naming_the_parameter(tiny_onnx, param, value):
     args = ["-p", f"model:={tiny_onnx}"] if param != "model" else []

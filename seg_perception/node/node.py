@@ -45,10 +45,12 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
+    QoSPolicyKind,
     QoSProfile,
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from seg_perception.core.codec import decode_message
@@ -86,6 +88,9 @@ PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRIT
             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 PNG_MAX_SIDE = 1_000_000  # libpng's default user limit on width and height (PNG_USER_WIDTH_MAX)
 _T = ParameterType
+OUTPUT_QOS_OVERRIDES = QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH,
+                                             QoSPolicyKind.RELIABILITY, QoSPolicyKind.DURABILITY])
+"""What ``qos_overrides.<output>.publisher.*`` may set at start (ROS 2's QoS overrides)."""
 GRIDS_KEPT = 4  # ground grids kept per camera_info content (1.7 MB each at 480x360)
 GRID_BUILD_EVERY_S = 1.0  # at most one new ground grid per second of the node's clock
 
@@ -187,7 +192,7 @@ class SegmentationNode(Node):
         # Outputs: reliable with depth 1 reaches both reliable and best-effort readers.
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                              reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs = {o: self.create_publisher(Image, f"segmentation/{o}", out_qos)
+        self._pubs = {o: self._output(Image, f"segmentation/{o}", out_qos)
                       for o in self.cfg.outputs}
         # Reused per output: publish copies the message, and building one costs Python time.
         self._out_msgs = {o: Image(encoding="rgb8" if o in COLOUR else "mono8")
@@ -204,15 +209,15 @@ class SegmentationNode(Node):
         except InvalidTopicNameException as exc:
             raise ConfigError("camera_info_topic", f"not a valid topic name: "
                               f"{self.cfg.camera_info_topic!r}") from exc
-        self._info_pub = self.create_publisher(CameraInfo, "segmentation/camera_info", out_qos)
-        self._png_pub = self.create_publisher(CompressedImage, "segmentation/mask/compressed",
+        self._info_pub = self._output(CameraInfo, "segmentation/camera_info", out_qos)
+        self._png_pub = self._output(CompressedImage, "segmentation/mask/compressed",
                                               out_qos) if self.cfg.publish_mask_compressed else None
         # A map topic: Nav2's static layer (and RViz's map display by default) subscribe
         # transient-local, which a volatile writer never matches; volatile readers match too.
         grid_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                               reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._grid_pub = self.create_publisher(OccupancyGrid, "segmentation/grid", grid_qos) \
+        self._grid_pub = self._output(OccupancyGrid, "segmentation/grid", grid_qos) \
             if self.cfg.publish_grid else None
         self._grid: GroundGrid | None = None
         self._grid_key: tuple | None = None
@@ -223,6 +228,7 @@ class SegmentationNode(Node):
         self._grid_note = "off" if not self.cfg.publish_grid else \
             f"waiting for camera_info on {self.cfg.camera_info_topic}"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._warn_untaken_qos_overrides()
         self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker = self._start_worker()
@@ -288,6 +294,24 @@ class SegmentationNode(Node):
                     return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
+    def _output(self, msg_type: type, topic: str, qos: QoSProfile) -> Any:  # noqa: ANN401
+        """An output publisher whose QoS a start-up ``qos_overrides.<topic>.publisher.<policy>``
+        parameter may change (rclpy declares them, read-only); a value rclpy refuses is a
+        ConfigError naming it."""
+        # rclpy writes the overrides into the profile it is given: one copy per publisher.
+        own = QoSProfile(history=qos.history, depth=qos.depth, reliability=qos.reliability,
+                         durability=qos.durability)
+        try:
+            return self.create_publisher(msg_type, topic, own,
+                                         qos_overriding_options=OUTPUT_QOS_OVERRIDES)
+        except (InvalidQosOverridesError, InvalidParameterTypeException, ValueError, KeyError,
+                RuntimeError) as exc:  # rclpy: RuntimeError for a policy value it cannot read
+            prefix = f"qos_overrides.{self.resolve_topic_name(topic)}.publisher."
+            given = sorted(n for n in self._parameter_overrides if n.startswith(prefix))
+            named = [n for n in given if f"`{n.removeprefix(prefix)}`" in str(exc)]
+            raise ConfigError((named or given or [prefix.rstrip(".")])[0],
+                              f"refused by ROS: {exc}") from exc
+
     def _warn_unknown_parameters(self) -> None:
         """A misspelt parameter would otherwise be ignored without a word."""
         known = set(self._parameters)  # rclpy's declared parameters (Humble..Kilted)
@@ -295,10 +319,17 @@ class SegmentationNode(Node):
                          if n not in known and not n.startswith("qos_overrides."))
         if unknown:
             self.get_logger().warning(f"unknown parameters ignored: {', '.join(unknown)}")
-        qos = sorted(n for n in self._parameter_overrides if n.startswith("qos_overrides."))
+
+    def _warn_untaken_qos_overrides(self) -> None:
+        """After the publishers: the overrides rclpy did not declare were for no output."""
+        known = set(self._parameters)
+        qos = sorted(n for n in self._parameter_overrides
+                     if n.startswith("qos_overrides.") and n not in known)
         if qos:
-            self.get_logger().warning(f"{', '.join(qos)} ignored: this node takes its input "
-                                      "QoS from qos_reliability and qos_depth")
+            self.get_logger().warning(
+                f"{', '.join(qos)} ignored: the input QoS comes from qos_reliability and "
+                "qos_depth; outputs take qos_overrides.<output topic>.publisher.{history, depth, "
+                "reliability, durability}")
 
     def _configure(self) -> tuple[NodeConfig, Segmenter]:
         for prm in PARAMETERS:
