@@ -211,3 +211,32 @@ def test_a_rectified_image_uses_p_and_no_distortion():
     pinhole = Intrinsics.from_fields(p[:3] + p[4:7] + p[8:11], [], [], W, H)
     assert np.allclose(ground_points(rect, POSE), ground_points(pinhole, POSE), equal_nan=True)
     assert not np.allclose(ground_points(raw, POSE), ground_points(rect, POSE), equal_nan=True)
+
+
+@pytest.mark.parametrize(("f", "d"), [
+    (300.0, [-0.05, 0.2, 0.0, 0.0, 0.0]),  # cv2.undistortPoints: 0.982 against 1.063
+    (220.0, [-0.425, 0.1, 0.0, 0.0, -0.005]),  # folds at r = 3.36, past its corner (2.29):
+    (250.0, [-0.3, 0.05, 0.001, -0.002, 0.0]),  # refused before; tangential terms too
+])
+def test_a_wide_lens_sees_to_its_corners_exactly(f, d):
+    """Five fixed-point steps (cv2.undistortPoints) put a wide lens's corner rays off by
+    pixels, or on the folded branch: the visible radius came out too small (seen cells left
+    unknown) or the calibration was refused."""
+    k = [f, 0, 319.5, 0, f, 239.5, 0, 0, 1]
+    cam = Intrinsics.from_fields(k, [], d, 640, 480, "plumb_bob")
+    r = visible_radius(cam)
+    corner = np.array([[-0.5, -0.5], [639.5, 479.5], [20.0, 300.0]])
+    from seg_perception.core.geometry import undistort_pixels
+
+    norm = undistort_pixels(cam, corner)
+    back, _ = cv2.projectPoints(np.column_stack([norm, np.ones(3)]), np.zeros(3), np.zeros(3),
+                                np.reshape(k, (3, 3)), np.asarray(d))
+    assert np.allclose(back.reshape(-1, 2), corner, atol=1e-3)
+    u = np.linspace(-0.5, 639.5, 4000)
+    v = np.linspace(-0.5, 479.5, 3000)
+    border = np.concatenate([np.column_stack([u, np.full_like(u, -0.5)]),
+                             np.column_stack([u, np.full_like(u, 479.5)]),
+                             np.column_stack([np.full_like(v, -0.5), v]),
+                             np.column_stack([np.full_like(v, 639.5), v])])
+    widest = np.hypot(*undistort_pixels(cam, border).T).max()
+    assert np.hypot(norm[:2, 0], norm[:2, 1]).max() <= r == pytest.approx(widest, rel=1e-4)

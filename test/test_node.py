@@ -155,14 +155,19 @@ def test_output_qos_follows_ros_qos_overrides(tiny_onnx):
 
     mask = "qos_overrides./segmentation/mask.publisher."
     with ros_session() as (ctx, _):
-        node = make_node(ctx, tiny_onnx, **{f"{mask}reliability": "best_effort",
-                                            f"{mask}durability": "transient_local",
-                                            f"{mask}depth": 3})
+        node = make_node(ctx, tiny_onnx, publish_grid=True,
+                         **{f"{mask}reliability": "best_effort",
+                            f"{mask}depth": 3, f"{mask}durability": "transient_local",
+                            # a Nav2 static layer subscribes transient-local by default
+                            "qos_overrides./segmentation/grid.publisher.durability":
+                                "transient_local"})
         try:
             q = node._pubs["mask"].qos_profile
             assert q.reliability == ReliabilityPolicy.BEST_EFFORT and q.depth == 3
             assert q.durability == DurabilityPolicy.TRANSIENT_LOCAL
             assert node._pubs["color"].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+            assert node._pubs["color"].qos_profile.durability == DurabilityPolicy.VOLATILE
+            assert node._grid_pub.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
         finally:
             node.close()
 
@@ -632,14 +637,6 @@ def test_planner_outputs_camera_info_png_mask_and_grid(tiny_onnx, rng):
         assert (ci.width, ci.height) == (320, 240) and ci.k[0] == pytest.approx(256.0)
         grid = rec.msgs["/segmentation/grid"][-1][1]
         assert grid.header.frame_id == "base_link" and stamp_ns(grid) == 2
-        # A map reader joining late (Nav2's static layer, RViz) subscribes transient-local: it
-        # matches and gets the last grid at once, without waiting for a frame.
-        from rclpy.qos import DurabilityPolicy, QoSProfile
-
-        late = Recorder(node, {"/segmentation/grid": OccupancyGrid},
-                        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        assert wait_for(lambda: late.count("/segmentation/grid") == 1, 10)
-        assert stamp_ns(late.msgs["/segmentation/grid"][0][1]) == 2
         assert (grid.info.width, grid.info.height, grid.info.resolution) == (40, 20, 0.5)
         assert grid.info.origin.position.x == 0.0 and grid.info.origin.position.y == -5.0
         cells = np.array(grid.data, np.int8)
@@ -739,6 +736,12 @@ def test_bad_camera_info_stops_the_grid_not_the_masks(tiny_onnx, rng):
         assert node._grid is good and rec.count("/segmentation/grid") == 2
         # Counted each time the camera_info in use turns bad: the first bad one came back.
         assert node.stats.totals["bad_camera_info"] == 3 and len(node._grids) == 3
+        # And the last bad one again, after a good one (it was remembered as counted).
+        info_pub.publish(bad_d)
+        assert wait_for(lambda: list(node._camera_info.d) == list(bad_d.d), 5)
+        pub.publish(image_msg(f, "rgb8", n + 4))
+        assert wait_for(lambda: rec.count("/segmentation/mask") == n + 4, 10)
+        assert node.stats.totals["bad_camera_info"] == 4
 
 
 def _grid_of(node, f: np.ndarray, intr) -> np.ndarray:

@@ -123,6 +123,68 @@ class Intrinsics:
                           self.height)
 
 
+R_MAX = 20.0  # tan of 87 degrees: no pinhole lens model sees further off-axis
+
+
+def _radial_curve(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Undistorted radius r against distorted r_d (OpenCV's radial terms), up to where r_d
+    first stops growing: past it a polynomial lens model folds back."""
+    c = np.zeros(14)
+    c[:d.size] = d
+    k1, k2, _p1, _p2, k3, k4, k5, k6 = c[:8]
+    r = np.linspace(0.0, R_MAX, 40001)
+    r2 = r * r
+    with np.errstate(all="ignore"):
+        rd = r * (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    bad = ~np.isfinite(rd[1:]) | (np.diff(rd) <= 0)
+    end = int(np.argmax(bad)) + 1 if bad.any() else r.size
+    return r[:end], rd[:end]
+
+
+def undistort_pixels(intr: Intrinsics, pix: np.ndarray) -> np.ndarray:
+    """(N, 2) pixels -> (N, 2) normalised undistorted coordinates; NaN past what the lens
+    model reaches before it folds back.
+
+    cv2.undistortPoints runs five fixed-point steps: off by a pixel and more at a wide lens's
+    corners, and on the folded branch for some. Here the radial part is inverted on its rising
+    curve, then Newton steps on OpenCV's own projection take in the tangential and prism terms.
+    """
+    k = intr.k
+    xd = np.column_stack([(pix[:, 0] - k[0, 2] - k[0, 1] * (pix[:, 1] - k[1, 2]) / k[1, 1])
+                          / k[0, 0], (pix[:, 1] - k[1, 2]) / k[1, 1]])
+    if not intr.d.size:
+        return xd
+    r, rd = _radial_curve(intr.d)
+    rdn = np.hypot(xd[:, 0], xd[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(rdn > 0, np.interp(rdn, rd, r) / rdn, 1.0)
+    x = xd * scale[:, None]
+    x[rdn > rd[-1]] = np.nan  # beyond the fold: no ray of this model lands there
+
+    def project(p: np.ndarray) -> np.ndarray:
+        pts = np.column_stack([p, np.ones(len(p))])
+        out, _ = cv2.projectPoints(pts, np.zeros(3), np.zeros(3), k, intr.d)
+        return out.reshape(-1, 2)
+
+    ok = np.isfinite(x[:, 0])
+    eps = 1e-6
+    for _ in range(6):  # radial-only: exact already, one check; tangential: two or three steps
+        xo = x[ok]
+        f0 = project(xo)
+        res = pix[ok] - f0
+        if np.abs(res).max(initial=0.0) < 1e-3:  # pixels: far below any cell
+            break
+        jx = (project(xo + [eps, 0.0]) - f0) / eps
+        jy = (project(xo + [0.0, eps]) - f0) / eps
+        det = jx[:, 0] * jy[:, 1] - jy[:, 0] * jx[:, 1]
+        good = np.abs(det) > 1e-12
+        step = np.zeros_like(xo)
+        step[good, 0] = (res[good, 0] * jy[good, 1] - jy[good, 0] * res[good, 1]) / det[good]
+        step[good, 1] = (jx[good, 0] * res[good, 1] - res[good, 0] * jx[good, 1]) / det[good]
+        x[ok] = xo + step
+    return x
+
+
 def visible_radius(intr: Intrinsics) -> float:
     """The largest undistorted radius (tan of the angle off the optical axis) the image sees.
 
@@ -133,24 +195,17 @@ def visible_radius(intr: Intrinsics) -> float:
     w, h = intr.width, intr.height
     if not intr.d.size:
         return np.inf
-    us, vs = np.linspace(-0.5, w - 0.5, 64), np.linspace(-0.5, h - 0.5, 64)
-    edge = np.concatenate([np.column_stack([us, np.full(64, -0.5)]),
-                           np.column_stack([us, np.full(64, h - 0.5)]),
-                           np.column_stack([np.full(64, -0.5), vs]),
-                           np.column_stack([np.full(64, w - 0.5), vs])])
-    norm = cv2.undistortPoints(edge.reshape(-1, 1, 2), intr.k, intr.d).reshape(-1, 2)
-    r_max = float(np.hypot(norm[:, 0], norm[:, 1]).max())
-    # Radial model only (the tangential terms are orders smaller): r_d(r) must grow up to r_max.
-    d = np.zeros(14)
-    d[:intr.d.size] = intr.d
-    k1, k2, _p1, _p2, k3, k4, k5, k6 = d[:8]
-    r = np.linspace(0.0, r_max * 1.02, 512)
-    r2 = r * r
-    rd = r * (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
-    if not (np.isfinite(r_max) and np.isfinite(rd).all() and (np.diff(rd) > 0).all()):
+    n = 512  # along each side: tangential terms can put the widest ray off the corners
+    us, vs = np.linspace(-0.5, w - 0.5, n), np.linspace(-0.5, h - 0.5, n)
+    edge = np.concatenate([np.column_stack([us, np.full(n, -0.5)]),
+                           np.column_stack([us, np.full(n, h - 0.5)]),
+                           np.column_stack([np.full(n, -0.5), vs]),
+                           np.column_stack([np.full(n, w - 0.5), vs])])
+    norm = undistort_pixels(intr, edge)
+    if not np.isfinite(norm).all():
         raise ValueError(f"camera_info D {intr.d.tolist()} folds back inside the image: not a "
                          "calibration of this lens")
-    return r_max * 1.001  # undistortPoints' iteration is good to about 1e-3 at the corners
+    return float(np.hypot(norm[:, 0], norm[:, 1]).max()) * (1 + 1e-9)
 
 
 def rotation_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -207,8 +262,7 @@ def ground_points(intr: Intrinsics, pose: Sequence[float]) -> np.ndarray:
     x, y, z, roll, pitch, yaw = (float(v) for v in pose)
     h, w = intr.height, intr.width
     u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    pix = np.stack([u.ravel(), v.ravel()], 1).reshape(-1, 1, 2)
-    norm = cv2.undistortPoints(pix, intr.k, intr.d if intr.d.size else None).reshape(-1, 2)
+    norm = undistort_pixels(intr, np.stack([u.ravel(), v.ravel()], 1))
     rays = np.column_stack([norm, np.ones(len(norm))])  # optical frame
     d = rays @ (rotation_rpy(roll, pitch, yaw) @ OPTICAL_TO_BODY).T
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -34,7 +34,12 @@ class ConfusionMatrix:
         t = label.reshape(-1).astype(np.int64)
         p = pred.reshape(-1).astype(np.int64)
         keep = (t >= 0) & (t < c)
-        self.out_of_range += int((~keep & ~np.isin(t, self.ignore)).sum())
+        inside = [i for i in self.ignore if 0 <= i < c]
+        if inside:  # an ignore id among the class ids is not scored either
+            keep &= ~np.isin(t, inside)
+        rest = t[(t < 0) | (t >= c)]
+        if rest.size:  # the isin pass only over pixels outside the classes
+            self.out_of_range += int(rest.size - np.isin(rest, self.ignore).sum())
         t, p = t[keep], p[keep]
         p = np.where((p >= 0) & (p < c), p, c)
         self._full += np.bincount(t * (c + 1) + p, minlength=c * (c + 1)).reshape(c, c + 1)

@@ -230,6 +230,7 @@ class BagResult:
     metrics: dict | None
     cm: ConfusionMatrix | None = None
     latencies_ms: list[float] = field(default_factory=list)
+    fps_frames: int = 0  # what the bag's fps counts: masks taken (live) or inferences (offline)
     worker: int | None = None
     domain_id: int | None = None
     host: str = ""
@@ -274,6 +275,8 @@ def evaluate_bag(cfg: EvalConfig, name: str, classes: ClassSet,
         name=name, path=str(cfg.bag), out=str(cfg.out), status=status, error=error,
         metrics=metrics, cm=tally.cm if tally is not None and metrics is not None else None,
         latencies_ms=list(tally.latencies_ms) if tally is not None else [], worker=worker,
+        fps_frames=(tally.masks_received if cfg.live else len(tally.latencies_ms))
+        if tally is not None else 0,
         domain_id=cfg.domain_id if cfg.live else None, host=socket.gethostname(),
         wall_s=round(time.perf_counter() - t0, 3))
 
@@ -480,7 +483,7 @@ def pool(results: Sequence[BagResult], classes: ClassSet, cfg: EvalConfig) -> tu
                 if m.get(k):
                     v.append(str(m[k]))
             if m.get("fps") is not None:
-                live_fps.append((float(m["fps"]), len(r.latencies_ms)))
+                live_fps.append((float(m["fps"]), r.fps_frames))
         ml = (m or {}).get("latency_ms") or {}
         report = Path(r.out) / "report.md"
         rows.append({

@@ -59,6 +59,7 @@ class Tally:
         # Stamps on more than one image or label: pairing by stamp cannot tell which mask goes
         # with which label (or, live, which publish timed it), so none of them is scored.
         self.ambiguous: set[int] = set()
+        self.repeated_images: set[int] = set()  # live: their publish time is the last one
         self.evicted: set[int] = set()  # stamps let go from the pending buffers
         self.accepting = True  # live: False once the grace after the replay is over
         self.late_masks = 0
@@ -82,6 +83,7 @@ class Tally:
             self.frames += 1
             if stamp in self.image_stamps:
                 self.duplicate_images += 1
+                self.repeated_images.add(stamp)
                 self._ambiguous(stamp)
             self.image_stamps.add(stamp)
         if i in self.overlay_indices and rgb_fn is not None:
@@ -159,8 +161,9 @@ class Tally:
             if self.first_receive is None:
                 self.first_receive = t
             self.masks_received += 1
-            # A repeated stamp's publish time is the last of its publishes: no latency from it.
-            latency = None if stamp in self.ambiguous else (t - sent) * 1000.0
+            # An image stamp published twice keeps the last publish time: no latency from it (a
+            # stamp repeated on labels only was published once and is timed).
+            latency = None if stamp in self.repeated_images else (t - sent) * 1000.0
         self.add_prediction(stamp, ids, latency)
 
     def _score(self, stamp: int, pred: np.ndarray, label: np.ndarray) -> None:

@@ -43,7 +43,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
-    DurabilityPolicy,
     HistoryPolicy,
     QoSPolicyKind,
     QoSProfile,
@@ -189,11 +188,6 @@ class SegmentationNode(Node):
         except InvalidTopicNameException as exc:
             why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
             raise ConfigError("image_topic", f"not a valid topic name: {topic!r} ({why})") from exc
-        # Outputs: reliable with depth 1 reaches both reliable and best-effort readers.
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                             reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs = {o: self._output(Image, f"segmentation/{o}", out_qos)
-                      for o in self.cfg.outputs}
         # Reused per output: publish copies the message, and building one costs Python time.
         self._out_msgs = {o: Image(encoding="rgb8" if o in COLOUR else "mono8")
                           for o in self.cfg.outputs}
@@ -209,16 +203,6 @@ class SegmentationNode(Node):
         except InvalidTopicNameException as exc:
             raise ConfigError("camera_info_topic", f"not a valid topic name: "
                               f"{self.cfg.camera_info_topic!r}") from exc
-        self._info_pub = self._output(CameraInfo, "segmentation/camera_info", out_qos)
-        self._png_pub = self._output(CompressedImage, "segmentation/mask/compressed",
-                                              out_qos) if self.cfg.publish_mask_compressed else None
-        # A map topic: Nav2's static layer (and RViz's map display by default) subscribe
-        # transient-local, which a volatile writer never matches; volatile readers match too.
-        grid_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                              reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._grid_pub = self._output(OccupancyGrid, "segmentation/grid", grid_qos) \
-            if self.cfg.publish_grid else None
         self._grid: GroundGrid | None = None
         self._grid_key: tuple | None = None
         self._grids: OrderedDict[tuple, tuple[GroundGrid | None, str]] = OrderedDict()
@@ -228,7 +212,6 @@ class SegmentationNode(Node):
         self._grid_note = "off" if not self.cfg.publish_grid else \
             f"waiting for camera_info on {self.cfg.camera_info_topic}"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._warn_untaken_qos_overrides()
         self._diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker = self._start_worker()
@@ -294,6 +277,23 @@ class SegmentationNode(Node):
                     return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
+    def _create_outputs(self, cfg: NodeConfig) -> None:
+        """The output publishers, before the backend: a QoS override ROS refuses fails at
+        start at once, not after a TensorRT build of minutes."""
+        # Reliable, volatile, depth 1 reaches both reliable and best-effort readers. The grid
+        # too: a late reader must not take an old grid (the last one before the camera stopped
+        # or the calibration turned bad) as the road now.
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {o: self._output(Image, f"segmentation/{o}", out_qos)
+                      for o in cfg.outputs}
+        self._info_pub = self._output(CameraInfo, "segmentation/camera_info", out_qos)
+        self._png_pub = self._output(CompressedImage, "segmentation/mask/compressed",
+                                     out_qos) if cfg.publish_mask_compressed else None
+        self._grid_pub = self._output(OccupancyGrid, "segmentation/grid", out_qos) \
+            if cfg.publish_grid else None
+        self._warn_untaken_qos_overrides()
+
     def _output(self, msg_type: type, topic: str, qos: QoSProfile) -> Any:  # noqa: ANN401
         """An output publisher whose QoS a start-up ``qos_overrides.<topic>.publisher.<policy>``
         parameter may change (rclpy declares them, read-only); a value rclpy refuses is a
@@ -352,6 +352,7 @@ class SegmentationNode(Node):
             raise ConfigError("publish_confidence", f"{info.name} has no {CONFIDENCE_NAME!r} "
                               "output; export it again with `seg-perception export`")
         self._check_topic_names(cfg)  # before the backend: a TensorRT build takes minutes
+        self._create_outputs(cfg)
         if not values["camera_info_topic"]:
             # The sibling of the image topic as remapped, as image_transport's camera
             # subscriber takes it: `-r /camera/image_raw:=/front/image_raw` moves both.
@@ -527,23 +528,28 @@ class SegmentationNode(Node):
         # why the ignore below: the publisher exists while this output is on
         self._png_pub.publish(out)  # type: ignore[union-attr]
 
-    def _intrinsics(self, ci: CameraInfo, frame_hw: tuple[int, ...],
-                    undistort: bool) -> Intrinsics:
+    def _intrinsics(self, ci: CameraInfo, frame_hw: tuple[int, ...], grid: bool) -> Intrinsics:
         """camera_info checked against itself and the frames (ValueError says what is wrong);
-        a region of interest is the camera of that region (K refers to the full image)."""
+        a region of interest is the camera of that region (K refers to the full image).
+
+        ``grid``: the camera the grid projects with (P and no distortion for a rectified
+        image); otherwise only K and P matter, to be scaled for ``segmentation/camera_info``.
+        """
+        rect = grid and self.cfg.image_rectified
         intr = Intrinsics.from_fields(list(ci.k), list(ci.p), list(ci.d), int(ci.width),
-                                      int(ci.height), str(ci.distortion_model), undistort)
+                                      int(ci.height), str(ci.distortion_model),
+                                      undistort=grid and not rect)
         roi = ci.roi
         if roi.width and roi.height and (roi.x_offset, roi.y_offset, roi.width, roi.height) \
                 != (0, 0, intr.width, intr.height):
-            if self.cfg.image_rectified:  # image_proc rectifies the ROI into another region
+            if rect:  # image_proc rectifies the ROI into another region
                 raise ValueError("camera_info has a roi and image_rectified is set: the "
                                  "rectified region is not the roi; send the rectified camera's "
                                  "camera_info")
             intr = intr.cropped(int(roi.x_offset), int(roi.y_offset), int(roi.width),
                                 int(roi.height))
         check_aspect((intr.width, intr.height), (int(frame_hw[1]), int(frame_hw[0])))
-        return intr
+        return intr.rectified() if rect else intr
 
     def _bad_camera_info(self, why: object, ci: CameraInfo, frame_hw: tuple[int, ...]) -> None:
         """Counted when the camera_info in use turns bad, not per frame (drivers repeat it)."""
@@ -564,7 +570,7 @@ class SegmentationNode(Node):
         key = (*info_content(ci), size, tuple(frame_hw))
         if key != self._info_key:
             try:
-                intr = self._intrinsics(ci, frame_hw, undistort=False)  # K and P scale alone
+                intr = self._intrinsics(ci, frame_hw, grid=False)  # K and P scale alone
             except (ValueError, cv2.error) as exc:  # checked once per content, like a good one
                 self._bad_camera_info(exc, ci, frame_hw)
                 self._info_out, self._info_key = None, key
@@ -576,6 +582,7 @@ class SegmentationNode(Node):
             out.k = scaled.k.ravel().tolist()
             out.p = scaled.p.ravel().tolist()
             self._info_out, self._info_key = out, key
+            self._bad_info_key = None  # a bad calibration after this one is counted again
         if self._info_out is None:  # this camera_info was refused (logged and counted)
             return
         self._info_out.header = header
@@ -607,10 +614,7 @@ class SegmentationNode(Node):
             cached = self._grids.pop(key, None)
             if cached is None:
                 try:
-                    rect = self.cfg.image_rectified
-                    intr = self._intrinsics(ci, frame_hw, undistort=not rect)
-                    if rect:  # only the grid's camera: camera_info goes out as it came
-                        intr = intr.rectified()
+                    intr = self._intrinsics(ci, frame_hw, grid=True)
                     if self._grid_build_too_soon():
                         return
                     h, w = small_ids.shape
@@ -627,6 +631,8 @@ class SegmentationNode(Node):
             while len(self._grids) > GRIDS_KEPT:
                 self._grids.popitem(last=False)
             self._grid, self._grid_note = cached
+            if self._grid is not None:
+                self._bad_info_key = None
             self._grid_key = key
         if self._grid is None:
             return
