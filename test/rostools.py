@@ -84,8 +84,8 @@ class Recorder:
     def __init__(self, node: Node, topics: dict[str, type], qos: QoSProfile = RELIABLE) -> None:
         self.lock = threading.Lock()
         self.msgs: dict[str, list[tuple[float, object]]] = {t: [] for t in topics}
-        self.subs = [node.create_subscription(typ, topic, self._cb(topic), qos)
-                     for topic, typ in topics.items()]
+        self.subs = {topic: node.create_subscription(typ, topic, self._cb(topic), qos)
+                     for topic, typ in topics.items()}
 
     def _cb(self, topic: str) -> Callable[[object], None]:
         def cb(msg: object) -> None:
@@ -96,6 +96,13 @@ class Recorder:
     def count(self, topic: str) -> int:
         with self.lock:
             return len(self.msgs[topic])
+
+    def matched(self, topic: str) -> bool:
+        """Whether a publisher this reader can take from is matched. A count of publishers on the
+        topic also counts a stale or QoS-incompatible one (a node of the previous test still
+        leaving the graph), and waiting on that lost a first message. ``get_publisher_count`` is
+        rclpy's from Iron on; the suites run on Jazzy and Kilted."""
+        return self.subs[topic].get_publisher_count() > 0
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:

@@ -76,7 +76,7 @@ def test_two_cameras_as_the_launch_file_starts_them(tiny_onnx):
             pubs = {c: peer.create_publisher(Image, f"/{c}/image_raw", RELIABLE)
                     for c in ("front", "left")}
             assert wait_for(lambda: all(p.get_subscription_count() == 1 for p in pubs.values())
-                            and peer.count_publishers("/left/segmentation/mask") == 1, 20)
+                            and all(rec.matched(t) for t in rec.subs), 20)
             img = np.zeros((60, 80, 3), np.uint8)
             pubs["front"].publish(image_msg(img, "rgb8", 1, "front"))
             assert wait_for(lambda: rec.count("/front/segmentation/mask") == 1, 10)

@@ -350,7 +350,7 @@ def test_node_process_with_shipped_config(tiny_onnx, rng):
             rec = Recorder(peer, {"/segmentation/mask": Image, "/diagnostics": DiagnosticArray})
             pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
             assert wait_for(lambda: pub.get_subscription_count() > 0
-                            and peer.count_publishers("/segmentation/mask") > 0, 20)
+                            and rec.matched("/segmentation/mask"), 20)
             time.sleep(0.3)
             f = frame(rng)
             conv = {"rgb8": f, "bgr8": f[..., ::-1],
@@ -381,9 +381,13 @@ def test_signal_stops_the_node_cleanly(tiny_onnx, rng, sig):
             rec = Recorder(peer, {"/segmentation/mask": Image})
             pub = peer.create_publisher(Image, "/camera/image_raw", RELIABLE)
             assert wait_for(lambda: pub.get_subscription_count() > 0
-                            and peer.count_publishers("/segmentation/mask") > 0, 20)
-            pub.publish(image_msg(frame(rng), "rgb8", 1))
-            assert wait_for(lambda: rec.count("/segmentation/mask") == 1, 10)
+                            and rec.matched("/segmentation/mask"), 20)
+            img, stamps = frame(rng), iter(range(1, 1000))
+
+            def flowing() -> bool:  # frames flow until one comes back, as from a camera
+                pub.publish(image_msg(img, "rgb8", next(stamps)))
+                return rec.count("/segmentation/mask") > 0
+            assert wait_for(flowing, 20, step=0.1)
             proc.send_signal(sig)
             assert proc.wait(timeout=20) == 0
     finally:
