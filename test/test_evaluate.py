@@ -291,3 +291,29 @@ def test_live_interrupted_writes_partial_results(tmp_path, tiny_onnx):
         os.kill(m["node_pid"], 0)  # the node did not outlive the evaluation
     assert "Incomplete run" in (out / "report.md").read_text()
 
+
+
+def test_a_match_counts_only_offers_the_recorder_can_take():
+    """Humble's route to 'the node's mask reaches the recorder': a best-effort offer (a node of
+    another run, say) is on the topic but never delivers to a reliable reader."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from rostools import ros_session, wait_for
+    from seg_perception.evaluation.replay import compatible_offers, publisher_matched
+
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    with ros_session() as (ctx, ex):
+        peer = Node("offers", context=ctx)
+        ex.add_node(peer)
+        sub = peer.create_subscription(Image, "/offers/mask", lambda _m: None, reliable)
+        peer.create_publisher(Image, "/offers/mask", best_effort)
+        assert wait_for(lambda: peer.count_publishers("/offers/mask") == 1, 10)
+        assert compatible_offers(peer, "/offers/mask", reliable) == 0
+        assert compatible_offers(peer, "/offers/mask", best_effort) == 1
+        assert not publisher_matched(peer, sub, "/offers/mask", reliable)
+        peer.create_publisher(Image, "/offers/mask", reliable)
+        assert wait_for(lambda: compatible_offers(peer, "/offers/mask", reliable) == 1, 10)
+        assert wait_for(lambda: publisher_matched(peer, sub, "/offers/mask", reliable), 10)

@@ -151,6 +151,25 @@ def _wait_for(cond: object, timeout: float, what: str, node_proc: NodeProcess) -
         time.sleep(0.05)
 
 
+def compatible_offers(node: Any, topic: str, qos: Any) -> int:
+    """Publishers on ``topic`` whose offered QoS a reader asking ``qos`` can take from: what
+    Humble, whose subscriptions cannot count their matched publishers, can see of a match."""
+    from rclpy.qos import QoSCompatibility, qos_check_compatible
+
+    return sum(qos_check_compatible(info.qos_profile, qos)[0] != QoSCompatibility.ERROR
+               for info in node.get_publishers_info_by_topic(topic))
+
+
+def publisher_matched(node: Any, sub: Any, topic: str, qos: Any) -> bool:
+    """Whether ``sub`` has a publisher to take from. A plain count of publishers on the topic
+    also counts a stale one (the node of the previous run still leaving the graph) or one
+    whose QoS does not match, and a first frame sent on that was lost."""
+    count = getattr(sub, "get_publisher_count", None)  # rclpy from Iron on
+    if callable(count):
+        return bool(count() > 0)
+    return compatible_offers(node, topic, qos) > 0
+
+
 def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: dict) -> None:
     """Starts the node, waits for discovery, replays at the recorded timing (or ``cfg.rate``)
     and waits ``cfg.grace_s`` for the last masks. Fills ``state`` (fps, node details)."""
@@ -235,7 +254,7 @@ def run_live(cfg: EvalConfig, reader: Any, bag: BagTopics, tally: Tally, state: 
             node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
         except ImportError:
             pass
-        _wait_for(lambda: sub.get_publisher_count() > 0, 20.0,
+        _wait_for(lambda: publisher_matched(node, sub, MASK_TOPIC, sub_qos), 20.0,
                   f"{MASK_TOPIC} to match the recorder", proc)
         time.sleep(0.5)  # let both ends finish matching before the first frame
 
