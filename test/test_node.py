@@ -995,3 +995,40 @@ def test_confidence_needs_a_model_that_has_it(tiny_onnx, tmp_path):
                         f"model:={old}", "-p", "publish_confidence:=true"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "parameter 'publish_confidence'" in r.stderr
+
+
+def test_an_rmw_without_the_message_lost_event_still_subscribes():
+    """rclpy raises UnsupportedEventTypeError for an event the RMW lacks (rmw_zenoh before
+    mid-2024, rmw_ecal); the node subscribes without it and says losses are not counted."""
+    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+
+    from seg_perception.node.node import subscribe_counting_losses
+
+    with ros_session() as (ctx, ex):
+        peer = Node("no_lost_event", context=ctx)
+        ex.add_node(peer)
+        got: list[Image] = []
+        warned: list[str] = []
+
+        class Log:
+            def warning(self, text: str) -> None:
+                warned.append(text)
+
+        def create(**kw: object) -> object:
+            if "event_callbacks" in kw:  # what such an RMW answers
+                raise UnsupportedEventTypeError("provided event_type 7 is not supported")
+            return peer.create_subscription(Image, "/no_lost/image", got.append, RELIABLE)
+
+        sub, counted = subscribe_counting_losses(
+            create, SubscriptionEventCallbacks(message_lost=lambda _i: None), Log())
+        assert not counted and sub.topic_name == "/no_lost/image"
+        assert warned == ["this RMW reports no lost messages: /diagnostics says lost is n/a"]
+        pub = peer.create_publisher(Image, "/no_lost/image", RELIABLE)
+        assert wait_for(lambda: pub.get_subscription_count() > 0, 10)
+        pub.publish(Image())
+        assert wait_for(lambda: len(got) == 1, 10)
+        _, counted2 = subscribe_counting_losses(
+            lambda **kw: peer.create_subscription(Image, "/no_lost/other", got.append,
+                                                  RELIABLE, **kw),
+            SubscriptionEventCallbacks(message_lost=lambda _i: None), Log())
+        assert counted2 and len(warned) == 1  # Fast DDS has the event

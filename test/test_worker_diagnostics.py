@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seg_perception.core.errors import FrameError
-from seg_perception.node.diagnostics import Level, health, values
+from seg_perception.node.diagnostics import LOST_UNREPORTED, Level, health, values
 from seg_perception.node.stats import NodeStats, WindowReport
 from seg_perception.node.worker import Outcome, serve_frame
 
@@ -139,6 +139,14 @@ def test_values_carry_the_window_and_the_totals():
     assert kv["lost"] == "2" and kv["total_lost"] == "2" and kv["total_received"] == "10"
     assert kv["backend"] == "onnxruntime" and kv["grid"] == "off"
     assert all(isinstance(v, str) for v in kv.values())
+
+
+def test_lost_is_unknown_not_zero_where_the_rmw_cannot_tell():
+    kv = values(window(lost=0, totals={"received": 10, "lost": 0}), backend="onnxruntime",
+                precision="fp32", model="m.onnx", grid="off", output_resolution="input",
+                lost_reported=False)
+    assert kv["lost"] == kv["total_lost"] == LOST_UNREPORTED
+    assert kv["total_received"] == "10"
 
 
 def test_levels_are_the_message_constants():

@@ -49,10 +49,14 @@ def health(r: WindowReport, warn_latency_ms: float, restarted: str | None = None
     return Level.OK, "ok"
 
 
+LOST_UNREPORTED = "n/a (this RMW reports no lost messages)"
+
+
 def values(r: WindowReport, *, backend: str, precision: str, model: str, grid: str,
-           output_resolution: str) -> dict[str, str]:
-    """The key/value pairs of the status, as strings (diagnostic_msgs/KeyValue)."""
-    return {
+           output_resolution: str, lost_reported: bool = True) -> dict[str, str]:
+    """The key/value pairs of the status, as strings (diagnostic_msgs/KeyValue). Without the
+    RMW's message-lost event a 0 would claim nothing was lost: the values say it is unknown."""
+    kv = {
         "backend": backend, "precision": precision, "model": model,
         "input_fps": f"{r.input_fps:.2f}", "output_fps": f"{r.output_fps:.2f}",
         "latency_p50_ms": f"{r.latency_p50_ms:.2f}",
@@ -65,3 +69,6 @@ def values(r: WindowReport, *, backend: str, precision: str, model: str, grid: s
         "output_resolution": output_resolution,
         **{f"total_{k}": str(v) for k, v in r.totals.items()},
     }
+    if not lost_reported:
+        kv["lost"] = kv["total_lost"] = LOST_UNREPORTED
+    return kv

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -76,11 +76,26 @@ from seg_perception.node.stats import NodeStats, StampGaps
 from seg_perception.node.worker import Outcome, serve_frame
 
 try:  # Jazzy and later
-    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 except ImportError:  # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]  # Humble only
+    from rclpy.qos_event import (  # type: ignore[no-redef,unused-ignore]  # Humble only
+        SubscriptionEventCallbacks,
+        UnsupportedEventTypeError,
+    )
 
 NODE_NAME = "segmentation_node"
+
+
+def subscribe_counting_losses(create: Callable[..., Any], events: SubscriptionEventCallbacks,
+                              log: Any) -> tuple[Any, bool]:
+    """``create(event_callbacks=events)``, or ``create()`` where the RMW has no message-lost
+    event (rmw_zenoh before mid-2024, rmw_ecal): rclpy raises for it, and a node must not fail
+    to start over a counter. Returns the subscription and whether losses are counted."""
+    try:
+        return create(event_callbacks=events), True
+    except UnsupportedEventTypeError:
+        log.warning("this RMW reports no lost messages: /diagnostics says lost is n/a")
+        return create(), False
 # Lossless whatever the settings; for class-id masks run-length deflate with no row filter is
 # 3-4x faster than PNG's defaults and smaller (bench/bench_planner.py).
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
@@ -183,8 +198,10 @@ class SegmentationNode(Node):
         topic = self.cfg.image_topic.rstrip("/") + "/compressed" if compressed \
             else self.cfg.image_topic
         try:
-            self._sub = self.create_subscription(CompressedImage if compressed else Image, topic,
-                                                 self._on_image, in_qos, event_callbacks=events)
+            self._sub, self._lost_reported = subscribe_counting_losses(
+                functools.partial(self.create_subscription,
+                                  CompressedImage if compressed else Image, topic,
+                                  self._on_image, in_qos), events, self.get_logger())
         except InvalidTopicNameException as exc:
             why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
             raise ConfigError("image_topic", f"not a valid topic name: {topic!r} ({why})") from exc
@@ -663,7 +680,8 @@ class SegmentationNode(Node):
         level, message = health(r, self.cfg.warn_latency_ms, restarted)
         b = self.segmenter.backend
         kv = values(r, backend=b.name, precision=b.precision, model=b.info.name,
-                    grid=self._grid_note, output_resolution=self.cfg.output_resolution)
+                    grid=self._grid_note, output_resolution=self.cfg.output_resolution,
+                    lost_reported=self._lost_reported)
         status = DiagnosticStatus(
             level=bytes([int(level)]), name=f"{self.get_fully_qualified_name()}: segmentation",
             # the camera this node serves, so each camera's node is told apart by its device
